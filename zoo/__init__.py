@@ -1,0 +1,53 @@
+"""keras-zoo: the textbook's neural-network families as plugins, trainable,
+tunable, exportable and servable with one command.
+
+The functions here import TensorFlow only when they need it, so `import zoo`
+and listing models stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.errors import PluginError, ZooError
+from zoo.registry import get_spec, list_models
+from zoo.spec import DataSpec, ModelSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataSpec", "ModelSpec", "PluginError", "ZooError",
+    "build", "get_spec", "list_models", "load_dataset", "train",
+]
+
+
+def build(name: str, *, input_shape: tuple[int, ...], num_classes: int | None = None,
+          num_targets: int | None = None, task: str | None = None, **hyperparameters: Any):
+    """Build model `name` for examples of `input_shape` (uncompiled keras.Model).
+
+    Give `num_classes` for classification or `num_targets` for regression;
+    hyperparameters override the spec's defaults.
+    """
+    spec = get_spec(name)
+    if task is None:
+        task = "classification" if num_classes else "regression" if num_targets else spec.tasks[0]
+    data_spec = DataSpec(name="user", task=task, input_shape=tuple(input_shape), num_classes=num_classes,
+                         num_targets=num_targets)
+    spec.check_data(data_spec)
+    from zoo.train import build_model
+
+    return build_model(spec, spec.resolve(hyperparameters), data_spec)
+
+
+def load_dataset(name: str, **options: Any):
+    """Load a dataset by name or URI; see zoo.data.load."""
+    from zoo.data import load
+
+    return load(name, **options)
+
+
+def train(model: str, dataset: Any = None, **options: Any):
+    """Train `model` on `dataset` (name, URI or zoo.data.Dataset); see zoo.train.train."""
+    from zoo.train import train as _train
+
+    return _train(model, dataset, **options)

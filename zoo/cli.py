@@ -1,0 +1,246 @@
+"""The `zoo` command. Each command imports what it needs when it runs, so
+`zoo list` never imports TensorFlow.
+
+User errors (ZooError) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from zoo.errors import ZooError
+
+#: extra sub-commands added by other modules: name -> (add_arguments, run)
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = {}
+
+
+def command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register `fn(args)` as sub-command `name` (used by this module's commands)."""
+    def register(fn):
+        COMMANDS[name] = (add_arguments, fn)
+        return fn
+    return register
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    rows = [list(map(str, r)) for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+# --- list ------------------------------------------------------------------------
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", help="glob on model names, e.g. 'resnet*'")
+    p.add_argument("--task", help="classification, regression, reconstruction, sequence, ...")
+    p.add_argument("--family", help="e.g. mlp, lenet, vgg, resnet")
+    p.add_argument("--capability", help="e.g. pretraining, adversarial")
+    p.add_argument("-l", "--long", action="store_true", help="load the specs and show family, tasks and summary")
+
+
+@command("list", _list_args)
+def cmd_list(args: argparse.Namespace) -> int:
+    """List registered models (names come from entry points; nothing is imported
+    unless --long or a field filter asks for the specs)."""
+    from zoo import registry
+
+    filters = {"task": args.task, "family": args.family, "capability": args.capability}
+    found = registry.entries()
+    if args.long or any(filters.values()):
+        specs, broken = registry.load_all(args.pattern)
+        keep = set(registry.list_models(args.pattern, **filters))
+        rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.capabilities)) or "-",
+                 found[s.name][0].dist, s.summary) for s in specs if s.name in keep]
+        print(_table(rows, ("name", "family", "tasks", "capabilities", "from", "summary")))
+    else:
+        rows = [(n, found[n][0].dist, found[n][0].version) for n in registry.names(args.pattern)]
+        print(_table(rows, ("name", "from", "version")))
+        broken = []
+    for problem in [str(b) for b in broken] + [p for p in registry.problems() if "twice" in p]:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+# --- info ------------------------------------------------------------------------
+
+
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--dataset", help="count parameters for this dataset (default: the model's default dataset)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+@command("info", _info_args)
+def cmd_info(args: argparse.Namespace) -> int:
+    """A model's spec, defaults, search space and parameter count at defaults."""
+    from zoo import registry
+
+    spec = registry.get_spec(args.model)
+    info = spec.describe()
+    dataset = args.dataset or spec.default_dataset
+    if dataset:
+        from zoo.data import load
+        from zoo.train import build_model
+
+        data_spec = load(dataset).spec
+        spec.check_data(data_spec)
+        model = build_model(spec, spec.resolve(), data_spec)
+        info["parameters"] = {"dataset": dataset, "input_shape": list(data_spec.input_shape),
+                              "count": int(model.count_params())}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key in ("name", "family", "summary", "tasks", "input_ranks", "capabilities", "default_dataset", "reference",
+                "api_version"):
+        print(f"{key:16} {info[key]}")
+    if "parameters" in info:
+        p = info["parameters"]
+        print(f"{'parameters':16} {p['count']:,} (on {p['dataset']}, input {tuple(p['input_shape'])})")
+    print("defaults:")
+    for k, v in info["defaults"].items():
+        print(f"  {k:18} {v}")
+    print("search space:")
+    for k, v in info["search_space"].items():
+        print(f"  {k:18} {v}")
+    return 0
+
+
+# --- datasets --------------------------------------------------------------------
+
+
+@command("datasets", lambda p: None)
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """Datasets by name and URI scheme."""
+    from zoo.data import catalog
+
+    print(_table(catalog(), ("name", "task", "description")))
+    return 0
+
+
+# --- train -----------------------------------------------------------------------
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    """--set key=value pairs into a dict (values parsed later by the spec)."""
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise ZooError(f"--set takes key=value, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", "-d", help="name or URI (csv:PATH, npz:PATH, images:DIR); default: the model's")
+    p.add_argument("--data-dir", help="local data directory (default $ZOO_DATA_DIR or ~/.zoo/data)")
+    p.add_argument("--target", help="csv: the label column (default: the last)")
+    p.add_argument("--split", help="train,val,test fractions, e.g. 0.8,0.15,0.05")
+    p.add_argument("--limit", type=int, help="use at most this many training examples")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def data_options(args: argparse.Namespace) -> dict:
+    """train()/tune() keyword arguments from the data arguments."""
+    split = None
+    if args.split:
+        try:
+            split = tuple(float(v) for v in args.split.split(","))
+        except ValueError:
+            raise ZooError(f"--split takes three fractions like 0.8,0.15,0.05, got {args.split!r}") from None
+    options = {"seed": args.seed, "data_dir": args.data_dir, "split": split, "limit": args.limit}
+    if args.target:
+        options["dataset_options"] = {"target": args.target}
+    return options
+
+
+def add_hp_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any hyperparameter, e.g. --set depth=3 --set activation=tanh")
+
+
+def hp_options(args: argparse.Namespace) -> dict:
+    hp = parse_sets(args.set)
+    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("optimizer", args.optimizer),
+                       ("learning_rate", args.lr)):
+        if value is not None:
+            hp[key] = value
+    return hp
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    add_data_arguments(p)
+    add_hp_arguments(p)
+    p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs/)")
+    p.add_argument("--run-name", help="run directory name; re-running an interrupted run with it resumes")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+@command("train", _train_args)
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model; prints the run directory and test metrics."""
+    from zoo.train import train
+
+    run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
+                tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
+                **data_options(args), **hp_options(args))
+    print(f"run directory: {run.dir}")
+    for k, v in run.metrics.items():
+        print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------
+
+
+def _load_extension_commands() -> None:
+    """Commands that live beside the core (export, serve, ...), when present."""
+    import importlib
+
+    for module in ("zoo.export", "zoo.serve", "zoo.doctor", "zoo.tuning.cli"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo: list, train, tune, export and serve.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_arguments, fn) in COMMANDS.items():
+        sp = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0], description=fn.__doc__)
+        add_arguments(sp)
+        sp.set_defaults(run=fn)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _load_extension_commands()
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

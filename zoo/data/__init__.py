@@ -1,0 +1,195 @@
+"""One data path: a dataset name or URI -> train/validation/test pipelines and a DataSpec.
+
+    load("digits")                       scikit-learn's digits, offline
+    load("csv:prices.csv", target="price")
+    load("npz:arrays.npz"), load("images:photos/")
+    load("mnist", data_dir="~/data")     IDX files under ~/data/mnist/, else TFDS
+
+Splits are seeded; normalisation (standardised features, pixels scaled to [0, 1])
+is learned on the training split only and recorded in the DataSpec so that an
+exported model can serve raw inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from zoo.data import sources
+from zoo.data.sources import BUILTIN, Raw
+from zoo.errors import ZooError
+from zoo.spec import DataSpec
+
+DEFAULT_SPLIT = (0.8, 0.15, 0.05)
+URI_SCHEMES = ("csv", "npz", "images")
+
+#: datasets read by TFDS (or from their original files in the data directory)
+TFDS_KNOWN = {
+    "mnist": "handwritten digits 28x28, 10 classes (TFDS, or IDX files in the data dir)",
+    "fashion_mnist": "Zalando clothes 28x28, 10 classes (TFDS, or IDX files in the data dir)",
+    "cifar10": "32x32 colour images, 10 classes (TFDS)",
+    "imdb_reviews": "movie reviews, positive/negative text (TFDS)",
+}
+
+
+@dataclass
+class Dataset:
+    """Preprocessed splits as arrays, with tf.data pipelines made on demand."""
+
+    spec: DataSpec
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]]
+    batch_size: int = 32
+    seed: int = 0
+
+    def pipeline(self, split: str, *, batch_size: int | None = None, shuffle: bool | None = None,
+                 targets: str = "labels"):
+        """A batched, prefetched tf.data pipeline of `split` (shuffled for train).
+
+        `targets="inputs"` pairs each input with itself (for reconstruction).
+        """
+        import tensorflow as tf
+
+        x, y = self.arrays[split]
+        ds = tf.data.Dataset.from_tensor_slices((x, x) if targets == "inputs" else (x, y))
+        if shuffle if shuffle is not None else split == "train":
+            ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size or self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    @property
+    def train(self):
+        return self.pipeline("train")
+
+    @property
+    def val(self):
+        return self.pipeline("val")
+
+    @property
+    def test(self):
+        return self.pipeline("test")
+
+
+def catalog() -> list[tuple[str, str, str]]:
+    """(name, task, description) of every named dataset, for `zoo datasets`."""
+    rows = [(name, task, desc) for name, (_, task, desc) in BUILTIN.items()]
+    rows += [(name, "classification", desc) for name, desc in TFDS_KNOWN.items()]
+    rows += [("csv:PATH", "classification/regression", "CSV with a header; --target names the label column"),
+             ("npz:PATH", "classification/regression", "arrays x, y (or x_train, y_train, x_test, y_test)"),
+             ("images:DIR", "classification", "one sub-folder of images per class"),
+             ("<any TFDS name>", "as TFDS says", "downloaded into the data dir when online")]
+    return rows
+
+
+def read(name: str, *, data_dir: str | os.PathLike | None = None, target: str | None = None,
+         task: str | None = None, image_size: tuple[int, int] = (64, 64), color_mode: str = "rgb",
+         download: bool = True) -> Raw:
+    """The raw examples of a dataset name or URI, before splitting."""
+    scheme, _, rest = name.partition(":")
+    if rest and scheme in URI_SCHEMES:
+        if scheme == "csv":
+            return sources.read_csv(rest, target=target, task=task)
+        if scheme == "npz":
+            return sources.read_npz(rest, task=task)
+        return sources.read_image_folder(rest, image_size=image_size, color_mode=color_mode)
+    if rest and len(scheme) > 1:
+        raise ZooError(f"unknown dataset scheme {scheme!r}; use one of {', '.join(s + ':' for s in URI_SCHEMES)}")
+    key = sources.ALIASES.get(name, name)
+    if key in BUILTIN:
+        return BUILTIN[key][0]()
+    root = sources.data_dir(data_dir)
+    local = sources.read_local(key, root)
+    if local is not None:
+        return local
+    return sources.read_tfds(key, root, download=download)
+
+
+def load(name: str, *, batch_size: int = 32, split: tuple[float, float, float] | None = None, seed: int = 0,
+         normalize: bool = True, data_dir: str | os.PathLike | None = None, target: str | None = None,
+         task: str | None = None, limit: int | None = None, **read_options: Any) -> Dataset:
+    """Load dataset `name` (a built-in, a TFDS name, or csv:/npz:/images: URI).
+
+    `split` gives train/validation/test fractions (default 80/15/5); a dataset
+    with an official test split keeps it as test and splits the rest train:val
+    in the same ratio. `limit` caps the number of training examples (quick runs).
+    """
+    if batch_size < 1:
+        raise ZooError(f"batch size must be at least 1, got {batch_size}")
+    raw = read(name, data_dir=data_dir, target=target, task=task, **read_options)
+    parts = _split(raw, split, seed)
+    if limit:
+        parts["train"] = tuple(a[:limit] for a in parts["train"])
+    preprocessing, value_range = _fit_preprocessing(raw, parts["train"][0], normalize)
+    arrays = {k: (preprocess(preprocessing, x), y) for k, (x, y) in parts.items()}
+    if raw.task == "regression":
+        ytr = parts["train"][1]
+        preprocessing["target"] = {"mean": ytr.mean(axis=0).tolist(), "std": _safe_std(ytr).tolist()}
+    spec = DataSpec(
+        name=name,
+        task=raw.task,
+        input_shape=tuple(int(d) for d in arrays["train"][0].shape[1:]),
+        num_classes=len(raw.class_names) if raw.class_names else None,
+        class_names=raw.class_names,
+        num_targets=int(raw.y.shape[1]) if raw.task == "regression" else None,
+        input_kind=raw.input_kind,
+        preprocessing=preprocessing,
+        value_range=value_range,
+        sizes={k: len(v[0]) for k, v in arrays.items()},
+    )
+    return Dataset(spec, arrays, batch_size=batch_size, seed=seed)
+
+
+def _split(raw: Raw, split, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import train_test_split
+
+    fractions = tuple(split or DEFAULT_SPLIT)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6 or fractions[0] == 0:
+        raise ZooError(f"split must be three fractions (train, val, test) summing to 1, got {fractions}")
+    train_frac, val_frac, test_frac = fractions
+    stratify = raw.task == "classification"
+
+    def cut(x, y, fraction):
+        if fraction == 0:
+            return (x, y), (x[:0], y[:0])
+        try:
+            xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed,
+                                              stratify=y if stratify else None)
+        except ValueError:  # too few examples of a class to stratify
+            xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed)
+        return (xa, ya), (xb, yb)
+
+    if raw.test is not None and split is None:
+        rest, test = (raw.x, raw.y), raw.test
+    else:
+        rest, test = cut(raw.x, raw.y, test_frac)
+    train, val = cut(*rest, val_frac / (train_frac + val_frac))
+    if len(train[0]) == 0 or len(val[0]) == 0 or len(test[0]) == 0:
+        raise ZooError(f"dataset too small for split {fractions}: {len(raw.x)} examples")
+    return {"train": train, "val": val, "test": test}
+
+
+def _safe_std(a: np.ndarray) -> np.ndarray:
+    std = a.std(axis=0)
+    return np.where(std > 1e-8, std, 1.0).astype("float32")
+
+
+def _fit_preprocessing(raw: Raw, x_train: np.ndarray, normalize: bool) -> tuple[dict, tuple | None]:
+    """How raw inputs become model inputs, learned on the training split only."""
+    if raw.input_kind == "text" or not normalize:
+        return {"type": "none"}, None
+    if raw.pixel_max:
+        return {"type": "rescale", "scale": 1.0 / raw.pixel_max, "offset": 0.0}, (0.0, 1.0)
+    return {"type": "standardize", "mean": x_train.mean(axis=0).tolist(), "std": _safe_std(x_train).tolist()}, None
+
+
+def preprocess(preprocessing: dict, x: np.ndarray) -> np.ndarray:
+    """Apply a fitted preprocessing to raw inputs (numpy); see DataSpec.preprocessing."""
+    kind = preprocessing["type"]
+    if kind == "rescale":
+        return (x.astype("float32") * preprocessing["scale"] + preprocessing["offset"]).astype("float32")
+    if kind == "standardize":
+        mean = np.asarray(preprocessing["mean"], "float32")
+        return ((x.astype("float32") - mean) / np.asarray(preprocessing["std"], "float32")).astype("float32")
+    return x
+

@@ -1,0 +1,32 @@
+"""Figures written into run directories (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_curves(history: dict[str, list[float]], path: Path, title: str = "") -> Path:
+    """Loss and the first metric per epoch, training vs validation."""
+    metrics = [k for k in history if not k.startswith("val_") and k not in ("learning_rate",)]
+    metrics = ["loss"] + [k for k in metrics if k != "loss"][:1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], metrics):
+        epochs = range(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], marker="o", markersize=3, label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], marker="o", markersize=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,305 @@
+"""The plugin contract: model specs, data specs and search-space declarations.
+
+This module imports no TensorFlow: specs are declarative and are loaded when the
+registry lists or filters models. A plugin imports Keras inside its `build`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from zoo.errors import ZooError, did_you_mean
+
+#: The spec API version this core implements; plugins declare the one they target.
+SPEC_API_VERSION = 1
+SUPPORTED_API_VERSIONS = frozenset({1})
+
+TASKS = ("classification", "regression", "reconstruction", "sequence", "generation")
+
+#: Hyperparameters every model has: how it is compiled and fitted. A spec's own
+#: defaults may override them (e.g. SGD for a family whose paper used it).
+TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "optimizer": "adam",  # sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam
+        "learning_rate": 1e-3,
+        "lr_schedule": "constant",  # or "linear": decays to final_lr_fraction * lr
+        "final_lr_fraction": 0.01,
+        "loss": "auto",  # auto, crossentropy, hinge, mse, mae, huber
+        "batch_size": 32,
+        "epochs": 20,
+        "patience": 10,  # early stopping on val_loss; 0 turns it off
+    }
+)
+
+
+# --- search-space declarations -------------------------------------------------
+# Each mirrors a keras_tuner.HyperParameters method; `declare` calls it by duck
+# typing so this module never imports keras_tuner.
+
+
+@dataclass(frozen=True)
+class Int:
+    min: int
+    max: int
+    step: int = 1
+    sampling: str = "linear"
+
+    def declare(self, hp: Any, name: str, default: Any) -> Any:
+        return hp.Int(name, self.min, self.max, step=self.step, sampling=self.sampling, default=default)
+
+    def describe(self) -> str:
+        step = f" step {self.step}" if self.step != 1 else ""
+        return f"int {self.min}..{self.max}{step}" + (" (log)" if self.sampling == "log" else "")
+
+
+@dataclass(frozen=True)
+class Float:
+    min: float
+    max: float
+    sampling: str = "linear"
+    step: float | None = None
+
+    def declare(self, hp: Any, name: str, default: Any) -> Any:
+        return hp.Float(name, self.min, self.max, step=self.step, sampling=self.sampling, default=default)
+
+    def describe(self) -> str:
+        return f"float {self.min:g}..{self.max:g}" + (" (log)" if self.sampling == "log" else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+    def __init__(self, *values: Any) -> None:
+        object.__setattr__(self, "values", tuple(values))
+
+    def declare(self, hp: Any, name: str, default: Any) -> Any:
+        return hp.Choice(name, list(self.values), default=default)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.values))
+
+
+@dataclass(frozen=True)
+class Boolean:
+    def declare(self, hp: Any, name: str, default: Any) -> Any:
+        return hp.Boolean(name, default=bool(default))
+
+    def describe(self) -> str:
+        return "true or false"
+
+
+Param = Int | Float | Choice | Boolean
+
+
+# --- data spec -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about a dataset to build itself.
+
+    `input_shape` is one example's shape, after the dataset's preprocessing;
+    `preprocessing` says how raw inputs were transformed (so export can serve raw
+    inputs); `value_range` is the range of preprocessed inputs when bounded.
+    """
+
+    name: str
+    task: str
+    input_shape: tuple[int, ...]
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    num_targets: int | None = None
+    input_kind: str = "tabular"  # tabular, image, sequence, text
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    value_range: tuple[float, float] | None = None
+    sizes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def output_units(self) -> int:
+        """Units of the output layer: 1 for binary classification (sigmoid)."""
+        if self.task == "classification":
+            return 1 if self.num_classes == 2 else int(self.num_classes or 0)
+        return int(self.num_targets or math.prod(self.input_shape))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names) if self.class_names else None,
+            "num_targets": self.num_targets,
+            "input_kind": self.input_kind,
+            "preprocessing": dict(self.preprocessing),
+            "value_range": list(self.value_range) if self.value_range else None,
+            "sizes": dict(self.sizes),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "DataSpec":
+        return cls(
+            name=d["name"],
+            task=d["task"],
+            input_shape=tuple(d["input_shape"]),
+            num_classes=d.get("num_classes"),
+            class_names=tuple(d["class_names"]) if d.get("class_names") else None,
+            num_targets=d.get("num_targets"),
+            input_kind=d.get("input_kind", "tabular"),
+            preprocessing=d.get("preprocessing") or {},
+            value_range=tuple(d["value_range"]) if d.get("value_range") else None,
+            sizes=d.get("sizes") or {},
+        )
+
+
+# --- model spec ----------------------------------------------------------------
+
+_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A declarative description of one model family variant.
+
+    `build(hp, data_spec)` returns an uncompiled keras.Model whose output suits
+    `data_spec` (see zoo.layers.output_head); `hp` is a dict holding every key of
+    `hyperparameters()` resolved. Training (compile, fit) is the core's job.
+    """
+
+    name: str
+    family: str
+    summary: str
+    tasks: tuple[str, ...]
+    build: Callable[[Mapping[str, Any], DataSpec], Any]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, Param] = field(default_factory=dict)
+    input_ranks: tuple[int, ...] | None = None  # accepted ranks of one example; None: any
+    capabilities: frozenset[str] = frozenset()
+    default_dataset: str | None = None
+    reference: str = ""
+    #: optional: pretrain(model, dataset, hp, run_dir) before fit (e.g. greedy RBM)
+    pretrain: Callable[..., Any] | None = None
+    #: optional: compile_args(hp, data_spec) -> dict overriding loss/metrics
+    compile_args: Callable[..., Mapping[str, Any]] | None = None
+    api_version: int = SPEC_API_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
+        problems = self.problems()
+        if problems:
+            raise PluginSpecInvalid(f"model spec {self.name!r} is invalid: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is wrong with this spec, as sentences (empty when valid)."""
+        out = []
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            out.append("name must be lowercase letters, digits, '_', '-' or '.'")
+        if not self.tasks:
+            out.append("tasks must name at least one task")
+        if not callable(self.build):
+            out.append("build must be callable")
+        if self.api_version not in SUPPORTED_API_VERSIONS:
+            out.append(
+                f"written for spec API version {self.api_version}; this zoo supports "
+                f"{sorted(SUPPORTED_API_VERSIONS)}"
+            )
+        missing = [k for k in self.search_space if k not in self.hyperparameters()]
+        if missing:
+            out.append(f"search space names {missing} without defaults")
+        return out
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every hyperparameter with its default: training ones, then the family's."""
+        return {**TRAINING_DEFAULTS, **self.defaults}
+
+    def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults with `overrides` applied; strings (from the CLI) are parsed by
+        the default's type. Unknown names are a ZooError with a suggestion."""
+        hp = self.hyperparameters()
+        for key, value in (overrides or {}).items():
+            if key not in hp:
+                raise ZooError(
+                    f"model {self.name!r} has no hyperparameter {key!r}."
+                    + did_you_mean(key, hp)
+                    + f" Known: {', '.join(sorted(hp))}."
+                )
+            hp[key] = coerce(key, value, hp[key])
+        return hp
+
+    def check_data(self, data_spec: DataSpec) -> None:
+        """Raise a ZooError when this model cannot take `data_spec`'s examples."""
+        if data_spec.task not in self.tasks and "reconstruction" not in self.tasks:
+            raise ZooError(
+                f"model {self.name!r} does {', '.join(self.tasks)}; dataset "
+                f"{data_spec.name!r} is a {data_spec.task} dataset."
+            )
+        rank = len(data_spec.input_shape)
+        if self.input_ranks is not None and rank not in self.input_ranks:
+            raise ZooError(
+                f"model {self.name!r} takes examples of rank {self.input_ranks}; dataset "
+                f"{data_spec.name!r} has examples of shape {data_spec.input_shape}."
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary for `zoo info` and metadata files."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "summary": self.summary,
+            "tasks": list(self.tasks),
+            "input_ranks": list(self.input_ranks) if self.input_ranks else "any",
+            "capabilities": sorted(self.capabilities),
+            "default_dataset": self.default_dataset,
+            "reference": self.reference,
+            "api_version": self.api_version,
+            "defaults": self.hyperparameters(),
+            "search_space": {k: p.describe() for k, p in self.search_space.items()},
+        }
+
+
+class PluginSpecInvalid(ZooError):
+    """A ModelSpec constructed with invalid fields."""
+
+
+def coerce(key: str, value: Any, default: Any) -> Any:
+    """Parse a CLI string by the type of the default; check Python values' types."""
+    if not isinstance(value, str) or isinstance(default, str):
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ZooError(f"hyperparameter {key!r} must be true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ZooError(f"hyperparameter {key!r} must be a number, got {value!r}")
+            if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+                raise ZooError(f"hyperparameter {key!r} must be a whole number, got {value!r}")
+            return type(default)(value)
+        return list(value) if isinstance(value, tuple) else value
+    text = value.strip()
+    try:
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, (list, tuple)):
+            return [json.loads(v) for v in text.replace(" ", "").split(",") if v]
+        if default is None:
+            return json.loads(text)
+    except ValueError:
+        kind = type(default).__name__ if default is not None else "JSON value"
+        raise ZooError(f"hyperparameter {key!r} expects a {kind}, got {value!r}") from None
+    return text

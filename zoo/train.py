@@ -1,0 +1,324 @@
+"""The one training path: build, compile, Keras `fit` with callbacks, evaluate,
+and write a run directory. Used by the CLI, the Python API and the tuner.
+
+A run directory holds:
+    config.json          model, dataset, hyperparameters, seed, data spec, versions
+    history.csv / .json  per-epoch metrics (CSVLogger, then the final history)
+    metrics.json         test metrics, a naive baseline, status
+    model.keras          the trained model (best epoch's weights)
+    checkpoint.keras     the best model so far, written during training
+    learning_curves.png  loss and metric, train vs validation
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.data import Dataset
+from zoo.data import load as load_dataset
+from zoo.errors import ZooError, did_you_mean
+from zoo.registry import get_spec
+from zoo.spec import DataSpec, ModelSpec
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+LOSSES = {
+    "classification": ("auto", "crossentropy", "hinge"),
+    "regression": ("auto", "mse", "mae", "huber"),
+    "reconstruction": ("auto", "mse", "mae", "crossentropy"),
+}
+#: hooks run after training that add files to the run directory: fn(run) -> None
+REPORTS: list[Callable[["Run"], None]] = []
+
+
+@dataclass
+class Run:
+    """A finished (or loaded) training run and its directory."""
+
+    dir: Path
+    config: dict[str, Any]
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    model: Any = None
+    dataset: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return get_spec(self.config["model"])
+
+    @property
+    def data_spec(self) -> DataSpec:
+        return DataSpec.from_json(self.config["data_spec"])
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.config["hyperparameters"]
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, with_model: bool = True) -> "Run":
+        """Reopen a run directory (the model too, unless `with_model=False`)."""
+        d = Path(run_dir)
+        try:
+            config = json.loads((d / "config.json").read_text())
+            metrics = json.loads((d / "metrics.json").read_text())
+            history = json.loads((d / "history.json").read_text())
+        except FileNotFoundError as exc:
+            raise ZooError(f"{str(d)!r} is not a finished run directory (missing {Path(exc.filename).name})") from None
+        except json.JSONDecodeError as exc:
+            raise ZooError(f"run directory {str(d)!r} has a corrupt JSON file: {exc}") from None
+        model = None
+        if with_model:
+            import keras
+
+            get_spec(config["model"])  # import the plugin so its custom layers are registered
+            try:
+                model = keras.saving.load_model(d / "model.keras")
+            except (OSError, ValueError) as exc:
+                raise ZooError(f"cannot load {d / 'model.keras'}: {exc}") from None
+        return cls(d, config, history, metrics, model)
+
+
+# --- reproducibility -------------------------------------------------------------
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+# --- build and compile -----------------------------------------------------------
+
+
+def build_model(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec):
+    """spec.build with its failures turned into clear user errors."""
+    import keras
+
+    try:
+        model = spec.build(dict(hp), data_spec)
+    except ZooError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ZooError(f"model {spec.name!r} cannot be built with these hyperparameters on "
+                       f"{data_spec.name!r} (input {data_spec.input_shape}): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, keras.Model):
+        raise ZooError(f"model {spec.name!r}: build returned {type(model).__name__}, not a keras.Model")
+    return model
+
+
+def make_optimizer(hp: Mapping[str, Any], steps_per_epoch: int):
+    """An optimizer by name, with a constant or linearly decaying learning rate."""
+    import keras
+
+    name, lr = hp["optimizer"], float(hp["learning_rate"])
+    if name not in OPTIMIZERS:
+        raise ZooError(f"unknown optimizer {name!r}." + did_you_mean(name, OPTIMIZERS) + f" Known: {', '.join(OPTIMIZERS)}.")
+    if not lr > 0:
+        raise ZooError(f"learning rate must be positive, got {lr}")
+    if hp["lr_schedule"] == "linear":
+        steps = max(1, int(hp["epochs"]) * steps_per_epoch)
+        lr = keras.optimizers.schedules.PolynomialDecay(lr, steps, lr * float(hp["final_lr_fraction"]), power=1.0)
+    elif hp["lr_schedule"] != "constant":
+        raise ZooError(f"unknown lr_schedule {hp['lr_schedule']!r}; use constant or linear")
+    if name in ("sgd", "momentum", "nesterov"):
+        momentum = 0.0 if name == "sgd" else float(hp.get("momentum", 0.9))
+        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=name == "nesterov")
+    return {"adagrad": keras.optimizers.Adagrad, "rmsprop": keras.optimizers.RMSprop,
+            "adadelta": keras.optimizers.Adadelta, "adam": keras.optimizers.Adam}[name](lr)
+
+
+def task_for(spec: ModelSpec, data_spec: DataSpec) -> str:
+    """What the model learns on this data: the data's task, or reconstruction."""
+    return data_spec.task if data_spec.task in spec.tasks else "reconstruction"
+
+
+def loss_and_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[str, Any]:
+    """compile() arguments for a task: the loss by name and the metrics to report."""
+    import keras
+
+    if loss not in LOSSES.get(task, ("auto",)):
+        raise ZooError(f"loss {loss!r} does not fit a {task} task; use one of {', '.join(LOSSES.get(task, ('auto',)))}")
+    if task == "classification":
+        binary = data_spec.output_units == 1
+        if loss == "hinge":
+            fn = keras.losses.Hinge() if binary else sparse_categorical_hinge
+        else:
+            fn = keras.losses.BinaryCrossentropy() if binary else keras.losses.SparseCategoricalCrossentropy()
+        acc = keras.metrics.BinaryAccuracy(name="accuracy") if binary else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        return {"loss": fn, "metrics": [acc]}
+    if task == "regression":
+        fn = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[loss]
+        return {"loss": fn, "metrics": [keras.metrics.MeanAbsoluteError(name="mae"),
+                                        keras.metrics.RootMeanSquaredError(name="rmse")]}
+    fn = {"auto": "mse", "mse": "mse", "mae": "mae", "crossentropy": "binary_crossentropy"}.get(loss, "mse")
+    return {"loss": fn, "metrics": [keras.metrics.MeanSquaredError(name="mse")]}
+
+
+def sparse_categorical_hinge(y_true, y_pred):
+    """Crammer-Singer multi-class hinge on integer labels (Keras's wants one-hot)."""
+    import keras
+
+    y_true = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), keras.ops.shape(y_pred)[-1])
+    return keras.losses.categorical_hinge(y_true, y_pred)
+
+
+def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int) -> None:
+    task = task_for(spec, data_spec)
+    args = loss_and_metrics(task, data_spec, hp["loss"])
+    if spec.compile_args is not None:
+        args.update(spec.compile_args(hp, data_spec))
+    model.compile(optimizer=make_optimizer(hp, steps_per_epoch), **args)
+
+
+# --- the run ---------------------------------------------------------------------
+
+
+def _run_dir(runs_dir: str | Path, model: str, dataset: str, run_name: str | None) -> Path:
+    root = Path(runs_dir)
+    if run_name:
+        return root / run_name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset.split(":", 1)[-1]).name or dataset)
+    base = root / f"{model}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    d, i = base, 1
+    while d.exists():
+        d, i = Path(f"{base}-{i}"), i + 1
+    return d
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("keras-zoo", "tensorflow", "keras", "keras-tuner", "tensorflow-datasets", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: Sequence[Any]) -> list:
+    import keras
+
+    cbs = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+    ]
+    if int(hp["patience"]) > 0:
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(hp["patience"]),
+                                                 restore_best_weights=True))
+    if tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    return cbs + list(extra)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
+    tmp.replace(path)
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_dir: str | Path = "runs",
+          run_name: str | None = None, seed: int = 0, data_dir: str | None = None,
+          split: tuple[float, float, float] | None = None, limit: int | None = None,
+          dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
+          verbose: Any = "auto", callbacks: Sequence[Any] = (), **hyperparameters: Any) -> Run:
+    """Train a registered model on a dataset and write a run directory.
+
+    `hyperparameters` override the spec's defaults (epochs, batch_size,
+    optimizer, learning_rate, depth, ...). The same seed gives the same metrics
+    on the same machine. A re-run with the same `run_name` after an interruption
+    resumes from the last finished epoch.
+    """
+    spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    hp = spec.resolve(hyperparameters)
+    set_seed(seed)
+    if not isinstance(dataset, Dataset):
+        name = dataset or spec.default_dataset
+        if name is None:
+            raise ZooError(f"model {spec.name!r} has no default dataset; give one with --dataset")
+        dataset = load_dataset(name, batch_size=int(hp["batch_size"]), split=split, seed=seed, data_dir=data_dir,
+                               limit=limit, **dict(dataset_options or {}))
+    data_spec = dataset.spec
+    spec.check_data(data_spec)
+    task = task_for(spec, data_spec)
+    keras_model = build_model(spec, hp, data_spec)
+    targets = "inputs" if task == "reconstruction" else "labels"
+    batch_size = int(hp["batch_size"])
+    train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
+    val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
+    compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
+
+    run_dir = _run_dir(runs_dir, spec.name, data_spec.name, run_name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"model": spec.name, "family": spec.family, "task": task, "dataset": data_spec.name, "seed": seed,
+              "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
+              "data_spec": data_spec.to_json(), "versions": versions(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _write_json(run_dir / "config.json", config)
+
+    if spec.pretrain is not None:
+        spec.pretrain(keras_model, dataset, hp, run_dir)
+    started = time.perf_counter()
+    fit = keras_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
+                          callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
+    seconds = time.perf_counter() - started
+    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    _write_json(run_dir / "history.json", history)
+    losses = history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        _write_json(run_dir / "metrics.json", {"status": "failed", "reason": "loss became NaN or infinite"})
+        raise ZooError(f"training {spec.name!r} diverged: the loss became NaN/infinite at epoch {len(losses)}. "
+                       "Try a lower learning rate. Run directory: " + str(run_dir))
+
+    test = keras_model.evaluate(dataset.pipeline("test", batch_size=batch_size, targets=targets),
+                                return_dict=True, verbose=0)
+    metrics = {"status": "completed", "epochs_run": len(losses), "train_seconds": round(seconds, 3),
+               **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset)}
+    keras_model.save(run_dir / "model.keras")
+    _write_json(run_dir / "metrics.json", metrics)
+    config["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    _write_json(run_dir / "config.json", config)
+    run = Run(run_dir, config, history, metrics, keras_model, dataset)
+    from zoo.plots import learning_curves
+
+    learning_curves(history, run_dir / "learning_curves.png", title=f"{spec.name} on {data_spec.name}")
+    for report in REPORTS:
+        report(run)
+    return run
+
+
+def baseline(task: str, dataset: Dataset) -> dict[str, float]:
+    """What a model that ignores its inputs scores on the test split: the majority
+    class for classification, the training mean for regression."""
+    import numpy as np
+
+    (_, ytr), (xte, yte) = dataset.arrays["train"], dataset.arrays["test"]
+    if task == "classification":
+        majority = np.bincount(ytr.astype("int64")).argmax()
+        return {"baseline_test_accuracy": float(np.mean(yte == majority))}
+    if task == "regression":
+        err = yte - ytr.mean(axis=0)
+        return {"baseline_test_mse": float(np.mean(err ** 2)), "baseline_test_mae": float(np.mean(np.abs(err)))}
+    if task == "reconstruction":
+        mean = dataset.arrays["train"][0].mean(axis=0)
+        return {"baseline_test_mse": float(np.mean((xte - mean) ** 2))}
+    return {}
