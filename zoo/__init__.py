@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DataSpec", "ModelSpec", "PluginError", "ZooError",
-    "build", "get_spec", "list_models", "load_dataset", "train",
+    "build", "get_spec", "list_models", "load_dataset", "train", "tune",
 ]
 
 
@@ -51,3 +51,12 @@ def train(model: str, dataset: Any = None, **options: Any):
     from zoo.train import train as _train
 
     return _train(model, dataset, **options)
+
+
+def tune(model: str, dataset: Any = None, **options: Any):
+    """Search `model`'s hyperparameters on `dataset` with Keras-Tuner; see
+    zoo.tuning.sweep.tune. (The one place zoo reaches zoo.tuning: lazily, at
+    call time, so that `zoo.tune` sits beside `zoo.train`.)"""
+    from zoo.tuning import tune as _tune
+
+    return _tune(model, dataset, **options)

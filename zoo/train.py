@@ -180,6 +180,15 @@ def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: Data
     model.compile(optimizer=make_optimizer(hp, steps_per_epoch), **args)
 
 
+def build_and_compile(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec):
+    """The model `train` fits: built from `hp` and compiled with the task's loss,
+    metrics and the optimizer/schedule of `hp` (shared with the tuner's trials)."""
+    model = build_model(spec, hp, data_spec)
+    steps = math.ceil(data_spec.sizes["train"] / int(hp["batch_size"]))
+    compile_model(model, spec, hp, data_spec, steps_per_epoch=steps)
+    return model
+
+
 # --- the run ---------------------------------------------------------------------
 
 
@@ -207,21 +216,30 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: Sequence[Any]) -> list:
+def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: bool = False, extra: Sequence[Any] = (),
+                       checkpoint: bool = True, backup: bool = True) -> list:
+    """The callbacks of every training run: NaN guard, CSV log, best-model
+    checkpoint, backup for resuming, early stopping on val_loss (patience),
+    TensorBoard, then `extra`. The tuner's trials use the same list, without the
+    per-run checkpoint (it keeps only the best trial's model)."""
     import keras
 
-    cbs = [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-    ]
+    cbs = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    if checkpoint:
+        cbs.append(keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras"), monitor="val_loss",
+                                                   save_best_only=True))
+    if backup:
+        cbs.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
     if int(hp["patience"]) > 0:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(hp["patience"]),
                                                  restore_best_weights=True))
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
     return cbs + list(extra)
+
+
+def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: Sequence[Any]) -> list:
+    return training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=extra)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -260,12 +278,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
-    keras_model = build_model(spec, hp, data_spec)
+    keras_model = build_and_compile(spec, hp, data_spec)
     targets = "inputs" if task == "reconstruction" else "labels"
     batch_size = int(hp["batch_size"])
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
-    compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
     run_dir = _run_dir(runs_dir, spec.name, data_spec.name, run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
