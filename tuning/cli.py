@@ -62,6 +62,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print("zoo: sweep interrupted; finished trials are kept. Re-run the same command to resume.", file=sys.stderr)
         return 130
     print(f"sweep directory: {sweep.dir}")
+    from zoo.tuning.sweep import _is_worker
+
+    if _is_worker():
+        import os
+
+        mine = [r["trial_id"] for r in sweep.rows if r.get("tuner_id") == os.environ.get("KERASTUNER_TUNER_ID")]
+        print(f"worker {os.environ.get('KERASTUNER_TUNER_ID')} done; ran trials {', '.join(mine) or 'none'}. "
+              "The chief writes the trials table and plots.")
+        return 0
     print(sweep.summary(args.top))
     print(f"trials table: {sweep.dir / 'trials.csv'}")
     if sweep.best_run is not None:

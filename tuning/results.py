@@ -51,7 +51,7 @@ def trials_table(sweep_dir: str | Path) -> list[dict[str, Any]]:
         row = {"trial_id": trial_id, "status": status,
                "objective": zr.get("objective") if status == "completed" else None,
                "epochs_run": zr.get("epochs_run"), "seconds": zr.get("seconds"), "reason": reason, "note": zr.get("note"),
-               "best_epoch": zr.get("best_epoch"), "hyperparameters": values, "metrics": zr.get("metrics") or {}}
+               "best_epoch": zr.get("best_epoch"), "tuner_id": zr.get("tuner_id"), "hyperparameters": values, "metrics": zr.get("metrics") or {}}
         row.update({k: v for k, v in zr.items() if k.startswith("hyperband_")})
         if zr.get("initial_epoch"):
             row["initial_epoch"] = zr["initial_epoch"]
