@@ -366,3 +366,12 @@ def test_cli_module_and_package_import_no_tensorflow():
             "from zoo.cli import COMMANDS; assert 'tune' in COMMANDS; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_objective_the_model_does_not_report_stops_the_sweep(tmp_path):
+    with pytest.raises(ZooError, match="val_accuracy.*not among the metrics.*--objective"):
+        quiet_tune(dataset="diabetes", runs_dir=tmp_path, max_trials=3, objective="val_accuracy")
+    rows = json.loads((tmp_path / "tune-mlp-diabetes-random" / "trials.json").read_text())
+    assert len(rows) == 1  # stopped at the first trial instead of failing every one
+    sweep = quiet_tune(dataset="diabetes", runs_dir=tmp_path, max_trials=1, objective="val_mae", restart=True)
+    assert sweep.direction == "min" and sweep.rows[0]["status"] == "completed"

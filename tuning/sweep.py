@@ -214,6 +214,8 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     try:
         search.search(verbose=1 if verbose >= 1 else 0)
     except kt.EnvironmentBroken as exc:
+        if isinstance(exc.__cause__, kt.ObjectiveMissing):
+            raise ZooError(f"sweep stopped: {exc}") from None
         raise ZooError(f"sweep stopped: {exc}. This is an environment problem, not a bad trial: fix it (e.g. "
                        "install the missing package) and re-run the same command to resume.") from None
     except RuntimeError as exc:

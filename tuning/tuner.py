@@ -124,6 +124,10 @@ class EnvironmentBroken(keras_tuner.errors.FatalError):
     """An error no trial can avoid (a missing package, ...): stops the sweep."""
 
 
+class ObjectiveMissing(ZooError):
+    """The objective is not a metric the model reports: no trial can succeed."""
+
+
 class ZooTuner(keras_tuner.Tuner):
     """Runs trials through zoo.train's path and records them for the trials table."""
 
@@ -189,7 +193,7 @@ class ZooTuner(keras_tuner.Tuner):
             record["status"], record["reason"] = "failed", failure_reason(exc)
             write_json(trial_dir / TRIAL_RECORD, record)
             keras.backend.clear_session()
-            if isinstance(exc, ENVIRONMENT_ERRORS) or isinstance(exc, keras_tuner.errors.FatalError):
+            if isinstance(exc, (*ENVIRONMENT_ERRORS, ObjectiveMissing, keras_tuner.errors.FatalError)):
                 raise EnvironmentBroken(f"{record['reason']}") from exc
             raise TrialFailed(record["reason"]) from exc
         record["seconds"] = round(time.perf_counter() - started, 3)
@@ -238,7 +242,7 @@ class ZooTuner(keras_tuner.Tuner):
         record["history"] = history
         name = self.objective.name
         if name not in history:
-            raise ZooError(f"objective {name!r} is not among the metrics this model reports "
+            raise ObjectiveMissing(f"objective {name!r} is not among the metrics this model reports "
                            f"({', '.join(sorted(history))}); choose one of them with --objective")
         record["curve"] = start_curve + history[name]
         if not losses or not all(math.isfinite(v) for v in losses):
