@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, did_you_mean
 
 
 @dataclass
@@ -315,7 +315,9 @@ def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
     try:
         builder = tfds.builder(name, data_dir=str(root / "tfds"))
     except Exception as exc:  # DatasetNotFoundError and friends
-        raise ZooError(f"unknown dataset {name!r} ({type(exc).__name__}). Run `zoo datasets` to see the known ones.") from None
+        known = [*BUILTIN, *tfds.list_builders(with_community_datasets=False)]
+        raise ZooError(f"unknown dataset {name!r} ({type(exc).__name__})." + did_you_mean(name, known)
+                       + " Run `zoo datasets` to see the known ones.") from None
     try:
         if download:
             with _few_download_retries():
