@@ -108,3 +108,21 @@ def test_model_that_cannot_take_the_data(runs_dir):
         from zoo.spec import DataSpec
 
         zoo.get_spec("mlp").check_data(DataSpec("x", "reconstruction-only", (3,)))
+
+
+def test_interrupted_run_resumes_and_finished_run_is_kept(runs_dir):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    options = dict(runs_dir=runs_dir, run_name="r1", epochs=4, patience=0, units=8, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train("mlp", "iris", callbacks=[Interrupt()], **options)
+    assert (runs_dir / "r1" / "backup").exists() and not (runs_dir / "r1" / "model.keras").exists()
+    run = zoo.train("mlp", "iris", **options)
+    assert len(run.history["loss"]) == 4 and run.metrics["epochs_run"] == 4
+    with pytest.raises(ZooError, match="holds a finished run"):
+        zoo.train("mlp", "iris", **options)
