@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DataSpec", "ModelSpec", "PluginError", "ZooError",
-    "build", "get_spec", "list_models", "load_dataset", "train",
+    "build", "export", "get_spec", "list_models", "load_dataset", "train",
 ]
 
 
@@ -51,3 +51,11 @@ def train(model: str, dataset: Any = None, **options: Any):
     from zoo.training import train as _train
 
     return _train(model, dataset, **options)
+
+
+def export(run: Any, **options: Any):
+    """Export a run (directory or zoo.train.Run) as saved_models/NAME/VERSION/;
+    see zoo.export.export_run. Returns the version directory."""
+    from zoo.export import export_run
+
+    return export_run(run, **options)

@@ -24,7 +24,9 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -584,3 +586,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     for fmt, diff in info["parity"]["max_abs_diff"].items():
         print(f"  {fmt:10} max |diff| vs Keras model: {diff:.2e}")
     return 0
+
+
+class _CallableModule(types.ModuleType):
+    """`zoo.export(run, ...)` keeps working once this module is imported (importing
+    a submodule replaces the package attribute of the same name)."""
+
+    def __call__(self, run: Any, **options: Any) -> Path:
+        return export_run(run, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
