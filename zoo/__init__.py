@@ -53,9 +53,12 @@ def train(model: str, dataset: Any = None, **options: Any):
     return _train(model, dataset, **options)
 
 
-def export(run: Any, **options: Any):
-    """Export a run (directory or zoo.train.Run) as saved_models/NAME/VERSION/;
-    see zoo.export.export_run. Returns the version directory."""
-    from zoo.export import export_run
+def __getattr__(name: str) -> Any:
+    """`zoo.export(run, **options)`: the zoo.export module, imported on first use
+    and callable as zoo.export.export_run (a function named `export` here would be
+    replaced by the submodule as soon as anything imports zoo.export)."""
+    if name == "export":
+        import importlib
 
-    return export_run(run, **options)
+        return importlib.import_module("zoo.export")
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
