@@ -250,3 +250,60 @@ def test_zoo_predict_reads_csv_and_npy(run, tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("1,2\n3,4\n")
     assert main(["predict", str(v), "--input", str(tmp_path / "bad.csv")]) == 2
     assert "takes [4]" in capsys.readouterr().err
+
+
+def test_subclassed_model_with_batchnorm_and_dropout(tmp_path):
+    """A third-party style subclassed model (custom train_step, training-only layers)."""
+    import keras
+
+    class Tiny(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = keras.layers.Dense(8, activation="relu", name="hidden")
+            self.norm = keras.layers.BatchNormalization(name="hidden_bn")
+            self.drop = keras.layers.Dropout(0.5, name="hidden_dropout")
+            self.head = keras.layers.Dense(3, activation="softmax", name="output")
+
+        def call(self, x, training=False):
+            return self.head(self.drop(self.norm(self.hidden(x), training=training), training=training))
+
+        def train_step(self, data):
+            return super().train_step(data)
+
+    model = Tiny()
+    model(np.zeros((1, 4), "float32"))
+    spec = DataSpec(name="t", task="classification", input_shape=(4,), num_classes=3, class_names=("a", "b", "c"),
+                    preprocessing={"type": "standardize", "mean": [1.0, 2.0, 3.0, 4.0], "std": [1.0, 1.0, 2.0, 2.0]})
+    v = zexport.export_model(model, spec, "classification", name="tiny", out=tmp_path, formats="tflite")
+    raw = zexport.example_inputs(spec, 6, seed=4)
+    want = zexport.reference_outputs(model, spec, "classification", raw)
+    assert zexport.compare(want, zexport.call_saved_model(v, raw)) <= 1e-5
+    assert zexport.compare(want, zexport.call_tflite(v / "model.tflite", "features", raw)) <= 1e-5
+
+
+def test_zoo_predict_reads_images(tmp_path, capsys):
+    import keras
+    from PIL import Image
+
+    from zoo.cli import main
+
+    inputs = keras.Input((4, 4, 1), name="images")
+    flat = keras.layers.Flatten(name="flatten")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="output")(flat))
+    spec = DataSpec(name="img", task="classification", input_shape=(4, 4, 1), num_classes=2, class_names=("dark", "light"),
+                    input_kind="image", preprocessing={"type": "rescale", "scale": 1 / 255, "offset": 0.0},
+                    value_range=(0.0, 1.0))
+    v = zexport.export_model(model, spec, "classification", name="img", out=tmp_path / "saved")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    pixels = [np.full((8, 8), 10, "uint8"), np.arange(64, dtype="uint8").reshape(8, 8) * 4]
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(pictures / f"{i}.png")  # 8x8: resized to the model's 4x4
+    assert main(["predict", str(v), "--input", str(pictures)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2
+    resized = np.stack([np.asarray(Image.fromarray(p).resize((4, 4), Image.BILINEAR), "float32")[..., None]
+                        for p in pixels])
+    want = zexport.reference_outputs(model, spec, "classification", resized)
+    np.testing.assert_allclose([r["probabilities"] for r in rows], want["probabilities"], atol=1e-5)
+    assert [r["class_name"] for r in rows] == [spec.class_names[i] for i in want["class_ids"]]
