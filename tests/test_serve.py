@@ -260,3 +260,32 @@ def test_labels_file_and_version_discovery(tmp_path):
     with pytest.raises(ServingError) as err:
         repo.resolve("m", label="prod")
     assert err.value.status == 404
+
+
+def test_repository_reloads_overwritten_and_repaired_versions(tmp_path):
+    import keras
+
+    from zoo.serve import Repository
+    from zoo.spec import DataSpec
+
+    spec = DataSpec(name="t", task="regression", input_shape=(2,), num_targets=1, preprocessing={"type": "none"})
+    version = tmp_path / "m" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"half written")
+    repo = Repository(tmp_path)
+    repo.refresh()
+    assert repo.models["m"][1].state == "END"
+    first = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="output")])
+    zexport.export_model(first, spec, "regression", name="m", version=1, out=tmp_path, overwrite=True)
+    repo.refresh()
+    servable = repo.resolve("m")
+    assert servable.state == "AVAILABLE" and servable.version == 1
+    x = np.ones((1, 2), "float32")
+    np.testing.assert_allclose(servable.run("serving_default", {"features": x})["predictions"],
+                               first.predict(x, verbose=0), atol=1e-5)
+    second = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="output")])
+    zexport.export_model(second, spec, "regression", name="m", version=1, out=tmp_path, overwrite=True)
+    repo.refresh()
+    assert repo.resolve("m") is not servable
+    np.testing.assert_allclose(repo.resolve("m").run("serving_default", {"features": x})["predictions"],
+                               second.predict(x, verbose=0), atol=1e-5)

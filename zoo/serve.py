@@ -21,7 +21,7 @@ as the `.N.tmp-*` folders an export writes before renaming, is ignored). The
 server serves every version it can load, the highest one by default, and polls
 the root: a new version is picked up and a removed one dropped without restart;
 a version that fails to load is reported in its status and does not affect the
-others (it is retried when its files change). Version labels come from an
+others (it is retried when its files change; an overwritten version is reloaded). Version labels come from an
 optional `NAME/labels.json`, e.g. `{"stable": 1, "canary": 2}`.
 
 TensorFlow is imported only inside functions: the CLI imports this module at
@@ -88,7 +88,7 @@ class Servable:
     path: Path
     state: str = "LOADING"
     error: str = ""
-    stamp: float = 0.0
+    stamp: tuple[int, int] = (0, 0)
     loaded: Any = None
     signatures: dict[str, Signature] = field(default_factory=dict)
     signature_defs: dict[str, Any] = field(default_factory=dict)
@@ -161,11 +161,13 @@ def version_dirs(model_dir: Path) -> dict[int, Path]:
     return out
 
 
-def _stamp(path: Path) -> float:
+def _stamp(path: Path) -> tuple[int, int]:
+    """Identity of a version's saved_model.pb: a re-export (--overwrite) changes it."""
     try:
-        return max((path / "saved_model.pb").stat().st_mtime, path.stat().st_mtime)
+        st = (path / "saved_model.pb").stat()
     except OSError:
-        return 0.0
+        return (0, 0)
+    return (st.st_ino, st.st_mtime_ns)
 
 
 class Repository:
@@ -201,7 +203,7 @@ class Repository:
                 current = self.models.get(name, {})
                 for version, path in sorted(versions.items()):
                     old = current.get(version)
-                    if old is None or (old.state == "END" and _stamp(path) != old.stamp):
+                    if old is None or _stamp(path) != old.stamp:  # new, re-exported, or repaired
                         servable = Servable(name, version, path, stamp=_stamp(path)).load()
                         with self._lock:
                             self.models.setdefault(name, {})[version] = servable
