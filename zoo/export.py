@@ -202,7 +202,9 @@ def reference_outputs(model, data_spec: DataSpec, task: str, raw_x: np.ndarray) 
 
     core, with_code = _serving_core(model, task)
     x = preprocess(dict(data_spec.preprocessing), np.asarray(raw_x))
-    x = x.astype(_model_input_dtype(model)) if data_spec.preprocessing.get("type") in (None, "none") else x
+    dtype = _model_input_dtype(model)
+    if data_spec.preprocessing.get("type") in (None, "none") and dtype != "string":
+        x = x.astype(dtype)
     raw = core(keras.ops.convert_to_tensor(x), training=False)
     raw = keras.tree.map_structure(keras.ops.convert_to_numpy, raw)
     return _named_outputs(raw, task, with_code, _NumpyOps)
@@ -226,6 +228,8 @@ def example_inputs(data_spec: DataSpec, n: int = 8, seed: int = 0, dtype: str = 
     input range, mapped back to raw values."""
     rng = np.random.default_rng(seed)
     shape = (n, *data_spec.input_shape)
+    if dtype == "string":
+        return np.full(shape, b"", dtype=object)
     if preprocessed is not None and len(preprocessed):
         x = np.asarray(preprocessed[:n])
     elif not np.issubdtype(np.dtype(dtype), np.floating):
