@@ -185,8 +185,13 @@ def test_unknown_model_version_label_and_paths(url):
 def test_oversized_body_is_413(url):
     status, body = http("POST", f"{url}/v1/models/mlp:predict", b"x" * (MAX_BODY + 100))
     assert status == 413 and "limit" in body["error"]
-    # past the transport's own limit the request is refused before it is read
-    assert http("POST", f"{url}/v1/models/mlp:predict", b"x" * (3 * MAX_BODY))[0] == 413
+    # past the transport's own limit the request is refused before its body is read: a 413,
+    # or (if the client is still sending when the server closes) a reset connection
+    try:
+        assert http("POST", f"{url}/v1/models/mlp:predict", b"x" * (3 * MAX_BODY))[0] == 413
+    except (ConnectionError, urllib.error.URLError) as exc:
+        assert "reset" in str(exc).lower() or "broken pipe" in str(exc).lower(), exc
+    assert http("POST", f"{url}/v1/models/mlp:predict", {"instances": [[1, 2, 3, 4]]})[0] == 200
 
 
 def test_broken_version_is_reported_and_others_serve(url):
