@@ -171,9 +171,11 @@ def save_signature(model, data_spec: DataSpec, task: str, path: str | os.PathLik
     import tensorflow as tf
 
     _single_input(model)
+    model_dtype = _model_input_dtype(model)
+    if not model.built:  # a subclassed model never called: create its variables outside the graph
+        model(np.zeros((1, *data_spec.input_shape), model_dtype if model_dtype != "string" else object))
     core, with_code = _serving_core(model, task)
     dtype = input_dtype(model, data_spec)
-    model_dtype = _model_input_dtype(model)
     preprocessing = dict(data_spec.preprocessing)
 
     def serve(x):
