@@ -40,7 +40,7 @@ def prepare(args) -> tuple[Path, str]:
     if args.root:
         return Path(args.root), args.model
     from zoo.export import export_run
-    from zoo.train import train
+    from zoo.training import train
 
     tmp = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
     run = train("mlp", "digits", runs_dir=tmp / "runs", verbose=0, epochs=2)

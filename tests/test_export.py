@@ -40,7 +40,7 @@ FRESH_PROCESS = textwrap.dedent("""
 
 
 def _train(model: str, dataset: str, runs: Path, **hp):
-    from zoo.train import train
+    from zoo.training import train
 
     return train(model, dataset, runs_dir=runs, verbose=0, **hp)
 

@@ -46,7 +46,7 @@ def http(method: str, url: str, body: bytes | str | dict | None = None, timeout:
 def setup(tmp_path_factory):
     """A tiny MLP trained once, exported as v1, a broken model, labels, and the
     server running on them."""
-    from zoo.train import train
+    from zoo.training import train
 
     tmp = tmp_path_factory.mktemp("serve")
     run = train("mlp", "iris", runs_dir=tmp / "runs", verbose=0, units=8, epochs=2)

@@ -523,7 +523,7 @@ def _jsonable(o: Any) -> Any:
 
 
 def _versions() -> dict[str, str]:
-    from zoo.train import versions
+    from zoo.training import versions
 
     return versions()
 
@@ -531,14 +531,14 @@ def _versions() -> dict[str, str]:
 def export_run(run: Any, *, name: str | None = None, version: int | None = None,
                out: str | os.PathLike = "saved_models", overwrite: bool = False,
                formats: str | Sequence[str] = ()) -> Path:
-    """Export a training run (a run directory or a zoo.train.Run) to
+    """Export a training run (a run directory or a zoo.training.Run) to
     `out/NAME/VERSION/` and return that version directory.
 
     NAME defaults to the run's model name, VERSION to the next free integer.
     `formats` adds "onnx" and/or "tflite" copies beside the SavedModel; each is
     checked against the Keras model like the SavedModel is.
     """
-    from zoo.train import Run
+    from zoo.training import Run
 
     if not isinstance(run, Run):
         path = Path(run)
