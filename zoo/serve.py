@@ -291,8 +291,8 @@ def _to_array(value: Any, name: str, spec) -> np.ndarray:
         if arr.dtype == object:
             raise ServingError(INVALID_ARGUMENT, f"input {name!r}: values must form a rectangular array of numbers")
         if arr.dtype.kind not in "biuf":
-            raise ServingError(INVALID_ARGUMENT, f"input {name!r} expects {spec.dtype.name} values, "
-                                                 f"got {arr.dtype.kind == 'U' and 'strings' or arr.dtype}")
+            got = "strings" if arr.dtype.kind in "SU" else str(arr.dtype)
+            raise ServingError(INVALID_ARGUMENT, f"input {name!r} expects {spec.dtype.name} values, got {got}")
         if dtype.kind in "iu" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
             raise ServingError(INVALID_ARGUMENT, f"input {name!r} expects integers ({spec.dtype.name})")
         arr = arr.astype(dtype)
