@@ -187,18 +187,26 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-name", help="run directory name; re-running an interrupted run with it resumes")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    from zoo.adversarial import add_train_arguments
+
+    add_train_arguments(p)
 
 
 @command("train", _train_args)
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model; prints the run directory and test metrics."""
+    from zoo.adversarial import train_options
     from zoo.training import train
 
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
-                **data_options(args), **hp_options(args))
+                **data_options(args), **hp_options(args), **train_options(args))
     print(f"run directory: {run.dir}")
     for k, v in run.metrics.items():
+        if isinstance(v, dict):  # e.g. robustness: print its figures one per line
+            for kk, vv in v.items():
+                print(f"  {k + "." + kk:32} {vv:.4f}" if isinstance(vv, float) else f"  {k + "." + kk:32} {vv}")
+            continue
         print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")
     return 0
 
@@ -210,7 +218,7 @@ def _load_extension_commands() -> None:
     """Commands that live beside the core (export, serve, ...), when present."""
     import importlib
 
-    for module in ("zoo.export", "zoo.serve", "zoo.doctor", "zoo.tuning.cli"):
+    for module in ("zoo.export", "zoo.serve", "zoo.doctor", "zoo.tuning.cli", "zoo.adversarial"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -22,6 +22,10 @@ SUPPORTED_API_VERSIONS = frozenset({1})
 
 TASKS = ("classification", "regression", "reconstruction", "sequence", "generation")
 
+#: capabilities the core gives every spec of a task, without the plugin declaring them:
+#: any classifier can be trained adversarially (zoo.adversarial wraps its train_step)
+IMPLIED_CAPABILITIES: Mapping[str, frozenset[str]] = MappingProxyType({"classification": frozenset({"adversarial"})})
+
 #: Hyperparameters every model has: how it is compiled and fitted. A spec's own
 #: defaults may override them (e.g. SGD for a family whose paper used it).
 TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -191,7 +195,8 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
-        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+        implied = [c for t in self.tasks for c in IMPLIED_CAPABILITIES.get(t, ())]
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities) | frozenset(implied))
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
         problems = self.problems()
