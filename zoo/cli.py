@@ -205,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for k, v in run.metrics.items():
         if isinstance(v, dict):  # e.g. robustness: print its figures one per line
             for kk, vv in v.items():
-                print(f"  {k + "." + kk:32} {vv:.4f}" if isinstance(vv, float) else f"  {k + "." + kk:32} {vv}")
+                print(f"  {k + '.' + kk:32} {vv:.4f}" if isinstance(vv, float) else f"  {k + '.' + kk:32} {vv}")
             continue
         print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")
     return 0
