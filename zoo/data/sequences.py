@@ -34,18 +34,22 @@ from zoo.errors import ZooError
 
 WINDOW_DEFAULTS: Mapping[str, Any] = {"window": 48, "horizon": 1, "stride": 1, "targets": "last"}
 TARGETS = ("last", "sequence")
+MIN_WINDOWS = 20  # enough to split into train, validation and test
 
 
 def sines_signal(n: int = 4000, seed: int = 0) -> np.ndarray:
     """A noisy sum of three sines with incommensurate periods, a slow trend-free drift
     and an amplitude modulation: forecastable, but not by repeating the last value."""
+    if n < 1:
+        raise ZooError(f"the sines series needs a positive length, got {n}")
     rng = np.random.default_rng(seed)
     t = np.arange(n, dtype="float64")
     signal = (np.sin(2 * np.pi * t / 23.0)
               + 0.6 * np.sin(2 * np.pi * t / 9.7 + 1.0)
               + 0.4 * (1 + 0.5 * np.sin(2 * np.pi * t / 310.0)) * np.sin(2 * np.pi * t / 4.3 + 2.0))
     drift = np.cumsum(rng.normal(0, 0.02, n))
-    drift -= np.convolve(drift, np.ones(200) / 200, mode="same")  # keep it stationary
+    span = min(200, n)
+    drift -= np.convolve(drift, np.ones(span) / span, mode="same")  # keep it stationary
     noise = rng.normal(0, 0.15, n)
     return (signal + drift + noise).astype("float32")
 
@@ -66,9 +70,9 @@ def windows(series: np.ndarray, *, window: int, horizon: int = 1, stride: int = 
     if not np.all(np.isfinite(series)):
         raise ZooError("the time series contains NaN or infinite values; fill or drop them first")
     count = (len(series) - window - horizon) // stride + 1  # both kinds need `horizon` steps after a window
-    if count < 20:
-        raise ZooError(f"a series of {len(series)} steps gives only {max(count, 0)} windows of {window} + {horizon} "
-                       "steps; use a longer series or a shorter window")
+    if count < 1:
+        raise ZooError(f"a series of {len(series)} steps is too short for windows of {window} + {horizon} steps; "
+                       "use a longer series or a shorter window")
     starts = np.arange(count) * stride
     steps = np.arange(window)
     x = series[starts[:, None] + steps[None, :]]  # (n, window, features)
@@ -99,6 +103,9 @@ def parse_options(query: str, overrides: Mapping[str, Any] | None = None) -> dic
 
 def _raw(x: np.ndarray, y: np.ndarray, options: Mapping[str, Any], columns: list[str], target: str,
          source: str) -> Raw:
+    if len(x) < MIN_WINDOWS:
+        raise ZooError(f"{source}: only {len(x)} windows of {options['window']} + {options['horizon']} steps; a dataset "
+                       f"needs at least {MIN_WINDOWS} to split; use a longer series or a shorter window")
     windowing = {"window": int(options["window"]), "horizon": int(options["horizon"]),
                  "stride": int(options["stride"]), "targets": options["targets"], "columns": columns,
                  "target": target, "target_index": columns.index(target)}
