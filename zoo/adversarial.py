@@ -150,10 +150,12 @@ def logits_function(model):
     import keras
 
     last = model.layers[-1] if getattr(model, "layers", None) else None
+    inputs = getattr(model, "inputs", None)
+    inputs = inputs[0] if isinstance(inputs, (list, tuple)) and len(inputs) == 1 else inputs
     activation = getattr(getattr(last, "activation", None), "__name__", "")
     try:
         if isinstance(last, keras.layers.Dense) and activation in ("softmax", "sigmoid"):
-            hidden = keras.Model(model.inputs, last.input)
+            hidden = keras.Model(inputs, last.input)
 
             def dense_logits(x, training=False):
                 z = keras.ops.matmul(hidden(x, training=training), keras.ops.cast(last.kernel, "float32"))
@@ -161,7 +163,7 @@ def logits_function(model):
 
             return dense_logits
         if isinstance(last, keras.layers.Activation) and activation in ("softmax", "sigmoid"):
-            pre = keras.Model(model.inputs, last.input)
+            pre = keras.Model(inputs, last.input)
             return lambda x, training=False: keras.ops.cast(pre(x, training=training), "float32")
     except (AttributeError, ValueError, TypeError):  # not a functional graph: fall back
         pass
@@ -355,8 +357,9 @@ def robustness(model, x, y, *, eps: Sequence[float] = (0.1,), attacks: Sequence[
 
     y = np.asarray(y).reshape(-1).astype("int64")
     clean_correct, adv_correct, examples = 0, [0] * len(configs), {}
-    step_fns = [tf.function(lambda xb, yb, c=c: perturb(logits_fn, xb, yb, c, seed=generator)) for c in configs]
-    predict_fn = tf.function(predict)
+    step_fns = [tf.function(lambda xb, yb, c=c: perturb(logits_fn, xb, yb, c, seed=generator), reduce_retracing=True)
+                for c in configs]
+    predict_fn = tf.function(predict, reduce_retracing=True)
     for start in range(0, len(x), batch_size):
         xb = tf.convert_to_tensor(np.asarray(x[start:start + batch_size], "float32"))
         yb = tf.convert_to_tensor(y[start:start + batch_size])
