@@ -17,7 +17,7 @@ steps for variable-length input (`masking=true`: steps whose every feature equal
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.spec import Boolean, Choice, DataSpec, Float, Int, ModelSpec
+from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
 
 DEFAULTS = {
     "depth": 1,
@@ -41,7 +41,6 @@ SEARCH_SPACE = {
     "bidirectional": Boolean(),
     "dropout": Float(0.0, 0.5, step=0.1),
     "recurrent_dropout": Float(0.0, 0.5, step=0.1),
-    "output": Choice("auto"),
     "learning_rate": Float(1e-4, 1e-2, sampling="log"),
 }
 
