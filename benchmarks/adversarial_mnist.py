@@ -64,7 +64,7 @@ def main() -> None:
 
     from zoo.adversarial import robustness
     from zoo.data import load
-    from zoo.train import train
+    from zoo.training import train
 
     dataset = load("mnist", data_dir=args.data_dir, batch_size=128, limit=args.limit)
     x_test, y_test = dataset.arrays["test"]

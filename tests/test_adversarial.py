@@ -13,7 +13,7 @@ from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.registry import list_models
 from zoo.spec import ModelSpec
-from zoo.train import Run, train
+from zoo.training import Run, train
 
 QUICK = {"epochs": 4, "units": 32, "batch_size": 64, "patience": 0}
 
