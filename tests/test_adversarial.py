@@ -11,7 +11,7 @@ import pytest
 from zoo import adversarial as adv
 from zoo.cli import main
 from zoo.errors import ZooError
-from zoo.registry import list_models
+from zoo.registry import get_spec, list_models
 from zoo.spec import ModelSpec
 from zoo.training import Run, train
 
@@ -99,7 +99,8 @@ def test_saved_model_has_no_attack_code(tmp_path):
 def test_every_classifier_is_adversarial_capable():
     assert {"mlp", "perceptron", "lstm"} <= set(list_models(capability="adversarial"))
     regression_only = ModelSpec(name="reg", family="x", summary="", tasks=("regression",), build=lambda hp, d: None)
-    assert "adversarial" not in regression_only.capabilities
+    assert "adversarial" not in regression_only.all_capabilities
+    assert "adversarial" in get_spec("mlp").all_capabilities and not get_spec("mlp").capabilities  # not declared
 
 
 def test_attack_config_defaults_and_errors():

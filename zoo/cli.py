@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.long or any(filters.values()):
         specs, broken = registry.load_all(args.pattern)
         keep = set(registry.list_models(args.pattern, **filters))
-        rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.capabilities)) or "-",
+        rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.all_capabilities)) or "-",
                  found[s.name][0].dist, s.summary) for s in specs if s.name in keep]
         print(_table(rows, ("name", "family", "tasks", "capabilities", "from", "summary")))
     else:

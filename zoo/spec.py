@@ -195,8 +195,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
-        implied = [c for t in self.tasks for c in IMPLIED_CAPABILITIES.get(t, ())]
-        object.__setattr__(self, "capabilities", frozenset(self.capabilities) | frozenset(implied))
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
         problems = self.problems()
@@ -221,6 +220,11 @@ class ModelSpec:
         if missing:
             out.append(f"search space names {missing} without defaults")
         return out
+
+    @property
+    def all_capabilities(self) -> frozenset[str]:
+        """The declared capabilities plus those the core gives its tasks (IMPLIED_CAPABILITIES)."""
+        return self.capabilities.union(*(IMPLIED_CAPABILITIES.get(t, ()) for t in self.tasks))
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter with its default: training ones, then the family's."""
@@ -262,7 +266,7 @@ class ModelSpec:
             "summary": self.summary,
             "tasks": list(self.tasks),
             "input_ranks": list(self.input_ranks) if self.input_ranks else "any",
-            "capabilities": sorted(self.capabilities),
+            "capabilities": sorted(self.all_capabilities),
             "default_dataset": self.default_dataset,
             "reference": self.reference,
             "api_version": self.api_version,
