@@ -115,6 +115,18 @@ def test_attack_config_defaults_and_errors():
             adv.attack_config(bad)
 
 
+def test_binary_classifier_on_standardised_features_is_not_clipped(tmp_path):
+    run = train("perceptron", "breast_cancer", runs_dir=tmp_path, verbose=0, adversarial={"attack": "fgsm", "eps": 0.5},
+                **{**QUICK, "epochs": 2})
+    assert run.config["adversarial"]["clip"] is None  # standardised data has no bounded range
+    robust = run.metrics["robustness"]
+    assert robust["attack_clip"] is None
+    assert robust["pgd10_eps0.5_accuracy"] <= robust["fgsm_eps0.5_accuracy"] < robust["clean_accuracy"]
+    x, y = run.dataset.arrays["test"]
+    x_adv = np.asarray(adv.fgsm(run.model, x, y, 0.5, clip=None))
+    np.testing.assert_allclose(np.abs(x_adv - x), 0.5, atol=1e-5)  # every feature moves by eps
+
+
 def test_adversarial_refuses_regression(tmp_path):
     with pytest.raises(ZooError, match="classifiers"):
         train("mlp", "diabetes", runs_dir=tmp_path, verbose=0, adversarial="fgsm", epochs=1)
