@@ -161,7 +161,7 @@ def test_median_stopping_callback_stops_only_below_the_median():
 
 
 def test_sweep_table_and_best_run_directory(tmp_path):
-    from zoo.train import Run
+    from zoo.training import Run
 
     sweep = quiet_tune(runs_dir=tmp_path, max_trials=2, objective="val_accuracy", retrain=True, plots=True)
     rows = sweep.rows

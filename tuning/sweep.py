@@ -13,7 +13,7 @@ A sweep lives in one directory (default runs/tune-<model>-<dataset>-<tuner>/):
     objective.png, hyperparameters.png
     best.json                 the best trial and its run directory
     best/                     the best hyperparameters retrained by zoo.train
-                              (a normal run directory: zoo.train.Run.load, zoo export)
+                              (a normal run directory: zoo.training.Run.load, zoo export)
 
 Re-running the same call resumes: finished trials are kept, the trial that was
 running when the sweep stopped is run again. A changed space, objective, tuner,
@@ -54,7 +54,7 @@ class Sweep:
     direction: str
     rows: list[dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
-    best_run: Any = None  # zoo.train.Run of the retrained best model
+    best_run: Any = None  # zoo.training.Run of the retrained best model
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -83,7 +83,7 @@ class Sweep:
         rows = results.trials_table(d)
         best_run = None
         if (d / "best" / "metrics.json").exists():
-            from zoo.train import Run
+            from zoo.training import Run
 
             best_run = Run.load(d / "best", with_model=False)
         return cls(d, settings["objective_name"], settings["direction"], rows, settings, best_run)
@@ -159,10 +159,10 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     range form or zoo.spec Param), `space_file` (TOML) and `tune_params` (add
     built-in ranges for batch_size, optimizer, ...); `fixed` and
     `**hyperparameters` fix values (taking them out of the search). Each trial
-    trains through zoo.train's build/compile and callbacks with seed `seed`.
+    trains through zoo.training's build/compile and callbacks with seed `seed`.
     `median_stopping` stops trials worse than the median of finished trials at
     the same epoch. With `retrain`, the best hyperparameters are trained again
-    by zoo.train into `<sweep dir>/best/`, a normal run directory.
+    by zoo.training into `<sweep dir>/best/`, a normal run directory.
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     if tuner not in TUNERS:
@@ -242,12 +242,12 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
 
 
 def retrain_best(sweep: Sweep, spec: ModelSpec, dataset: Any, *, seed: int = 0, verbose: int = 0):
-    """Train the best trial's hyperparameters with zoo.train into <sweep>/best/.
+    """Train the best trial's hyperparameters with zoo.training into <sweep>/best/.
 
     A Hyperband trial trained `hyperband_epochs` epochs: the run trains as many.
     Kept when best/ already holds a finished run of the same trial."""
     from zoo.tuning.tuner import write_json
-    from zoo.train import Run, train
+    from zoo.training import Run, train
 
     best = sweep.best
     hp = sweep.best_hyperparameters

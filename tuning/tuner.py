@@ -1,7 +1,7 @@
 """Keras-Tuner on top of the core's training path.
 
 `ZooHyperModel` turns a model spec's declared search space into a Keras-Tuner
-HyperModel; `ZooTuner` runs each trial through zoo.train's build/compile and
+HyperModel; `ZooTuner` runs each trial through zoo.training's build/compile and
 callbacks, records it (zoo_trial.json beside Keras-Tuner's trial.json), keeps
 only the best trial's model, and tells trial failures (recorded, the sweep goes
 on) from environment errors (the sweep stops).
@@ -27,7 +27,7 @@ from keras_tuner.src.engine import trial as trial_module
 from zoo.data import Dataset
 from zoo.errors import ZooError
 from zoo.spec import Choice, ModelSpec
-from zoo.train import build_and_compile, set_seed, task_for, training_callbacks
+from zoo.training import build_and_compile, set_seed, task_for, training_callbacks
 from zoo.tuning.callbacks import MedianStopping
 from zoo.tuning.space import SweepSpace
 
@@ -75,7 +75,7 @@ _install_atomic_save()
 
 class ZooHyperModel(keras_tuner.HyperModel):
     """A model spec as a HyperModel: searched names come from the sweep space,
-    everything else is fixed; build() is zoo.train's build_and_compile."""
+    everything else is fixed; build() is zoo.training's build_and_compile."""
 
     def __init__(self, spec: ModelSpec, space: SweepSpace, dataset: Dataset) -> None:
         super().__init__(name=spec.name, tunable=True)
@@ -129,7 +129,7 @@ class ObjectiveMissing(ZooError):
 
 
 class ZooTuner(keras_tuner.Tuner):
-    """Runs trials through zoo.train's path and records them for the trials table."""
+    """Runs trials through zoo.training's path and records them for the trials table."""
 
     def __init__(self, oracle, hypermodel: ZooHyperModel, *, seed: int = 0, median_stopping: bool = False,
                  median_min_trials: int = 3, median_grace_epochs: int = 1, tensorboard: bool = False,

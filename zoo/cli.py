@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.long or any(filters.values()):
         specs, broken = registry.load_all(args.pattern)
         keep = set(registry.list_models(args.pattern, **filters))
-        rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.capabilities)) or "-",
+        rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.all_capabilities)) or "-",
                  found[s.name][0].dist, s.summary) for s in specs if s.name in keep]
         print(_table(rows, ("name", "family", "tasks", "capabilities", "from", "summary")))
     else:
@@ -87,7 +87,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     dataset = args.dataset or spec.default_dataset
     if dataset:
         from zoo.data import load
-        from zoo.train import build_model
+        from zoo.training import build_model
 
         data_spec = load(dataset).spec
         spec.check_data(data_spec)
@@ -187,18 +187,26 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-name", help="run directory name; re-running an interrupted run with it resumes")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    from zoo.adversarial import add_train_arguments
+
+    add_train_arguments(p)
 
 
 @command("train", _train_args)
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model; prints the run directory and test metrics."""
-    from zoo.train import train
+    from zoo.adversarial import train_options
+    from zoo.training import train
 
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
-                **data_options(args), **hp_options(args))
+                **data_options(args), **hp_options(args), **train_options(args))
     print(f"run directory: {run.dir}")
     for k, v in run.metrics.items():
+        if isinstance(v, dict):  # e.g. robustness: print its figures one per line
+            for kk, vv in v.items():
+                print(f"  {k + '.' + kk:32} {vv:.4f}" if isinstance(vv, float) else f"  {k + '.' + kk:32} {vv}")
+            continue
         print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")
     return 0
 
@@ -210,7 +218,7 @@ def _load_extension_commands() -> None:
     """Commands that live beside the core (export, serve, ...), when present."""
     import importlib
 
-    for module in ("zoo.export", "zoo.serve", "zoo.doctor", "zoo.tuning.cli"):
+    for module in ("zoo.export", "zoo.serve", "zoo.doctor", "zoo.tuning.cli", "zoo.adversarial"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -154,7 +154,7 @@ def list_models(pattern: str | None = None, *, task: str | None = None, family: 
         s.name for s in specs
         if (task is None or task in s.tasks)
         and (family is None or s.family == family)
-        and (capability is None or capability in s.capabilities)
+        and (capability is None or capability in s.all_capabilities)
     ]
 
 

@@ -22,6 +22,10 @@ SUPPORTED_API_VERSIONS = frozenset({1})
 
 TASKS = ("classification", "regression", "reconstruction", "sequence", "generation")
 
+#: capabilities the core gives every spec of a task, without the plugin declaring them:
+#: any classifier can be trained adversarially (zoo.adversarial wraps its train_step)
+IMPLIED_CAPABILITIES: Mapping[str, frozenset[str]] = MappingProxyType({"classification": frozenset({"adversarial"})})
+
 #: Hyperparameters every model has: how it is compiled and fitted. A spec's own
 #: defaults may override them (e.g. SGD for a family whose paper used it).
 TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -217,6 +221,11 @@ class ModelSpec:
             out.append(f"search space names {missing} without defaults")
         return out
 
+    @property
+    def all_capabilities(self) -> frozenset[str]:
+        """The declared capabilities plus those the core gives its tasks (IMPLIED_CAPABILITIES)."""
+        return self.capabilities.union(*(IMPLIED_CAPABILITIES.get(t, ()) for t in self.tasks))
+
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter with its default: training ones, then the family's."""
         return {**TRAINING_DEFAULTS, **self.defaults}
@@ -257,7 +266,7 @@ class ModelSpec:
             "summary": self.summary,
             "tasks": list(self.tasks),
             "input_ranks": list(self.input_ranks) if self.input_ranks else "any",
-            "capabilities": sorted(self.capabilities),
+            "capabilities": sorted(self.all_capabilities),
             "default_dataset": self.default_dataset,
             "reference": self.reference,
             "api_version": self.api_version,

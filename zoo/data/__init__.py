@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import sources
+from zoo.data import sequences, sources
 from zoo.data.sources import BUILTIN, Raw
 from zoo.errors import ZooError
 from zoo.spec import DataSpec
 
 DEFAULT_SPLIT = (0.8, 0.15, 0.05)
-URI_SCHEMES = ("csv", "npz", "images")
+URI_SCHEMES = ("csv", "npz", "images", "series")
+BUILTIN["sines"] = (sequences.sines, "regression",
+                    "noisy multi-frequency signal, windows of 48 steps -> next value (forecasting, offline)")
 
 #: datasets read by TFDS (or from their original files in the data directory)
 TFDS_KNOWN = {
@@ -78,6 +80,8 @@ def catalog() -> list[tuple[str, str, str]]:
     rows += [("csv:PATH", "classification/regression", "CSV with a header; --target names the label column"),
              ("npz:PATH", "classification/regression", "arrays x, y (or x_train, y_train, x_test, y_test)"),
              ("images:DIR", "classification", "one sub-folder of images per class"),
+             ("series:PATH.csv?column=NAME", "regression", "sliding windows over a time series; options window, "
+              "horizon, stride, targets=last|sequence (series:sines?... for the built-in signal)"),
              ("<any TFDS name>", "as TFDS says", "downloaded into the data dir when online")]
     return rows
 
@@ -90,6 +94,8 @@ def read(name: str, *, data_dir: str | os.PathLike | None = None, target: str | 
     if rest and scheme in URI_SCHEMES:
         if scheme == "csv":
             return sources.read_csv(rest, target=target, task=task)
+        if scheme == "series":
+            return sequences.read_series(rest, target=target)
         if scheme == "npz":
             return sources.read_npz(rest, task=task)
         return sources.read_image_folder(rest, image_size=image_size, color_mode=color_mode)
@@ -121,6 +127,8 @@ def load(name: str, *, batch_size: int = 32, split: tuple[float, float, float] |
     if limit:
         parts["train"] = tuple(a[:limit] for a in parts["train"])
     preprocessing, value_range = _fit_preprocessing(raw, parts["train"][0], normalize)
+    if "windowing" in raw.meta:  # how a series became windows (sequences.windows)
+        preprocessing["windowing"] = raw.meta["windowing"]
     arrays = {k: (preprocess(preprocessing, x), y) for k, (x, y) in parts.items()}
     if raw.task == "regression":
         ytr = parts["train"][1]
@@ -148,10 +156,14 @@ def _split(raw: Raw, split, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray
         raise ZooError(f"split must be three fractions (train, val, test) summing to 1, got {fractions}")
     train_frac, val_frac, test_frac = fractions
     stratify = raw.task == "classification"
+    ordered = bool(raw.meta.get("ordered"))  # time-ordered windows: split chronologically
 
     def cut(x, y, fraction):
         if fraction == 0:
             return (x, y), (x[:0], y[:0])
+        if ordered:
+            cut_at = len(x) - max(1, round(len(x) * fraction))
+            return (x[:cut_at], y[:cut_at]), (x[cut_at:], y[cut_at:])
         try:
             xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed,
                                               stratify=y if stratify else None)
@@ -176,8 +188,16 @@ def _safe_std(a: np.ndarray) -> np.ndarray:
 
 def _fit_preprocessing(raw: Raw, x_train: np.ndarray, normalize: bool) -> tuple[dict, tuple | None]:
     """How raw inputs become model inputs, learned on the training split only."""
-    if raw.input_kind == "text" or not normalize:
+    if raw.input_kind == "text":  # models vectorise text themselves, with the training split's vocabulary
+        return {"type": "text", "vocabulary": sequences.text_vocabulary(x_train), "standardize":
+                "lower_and_strip_punctuation", "split": "whitespace"}, None
+    if not normalize:
         return {"type": "none"}, None
+    if raw.input_kind == "sequence":  # one mean/std per feature, shared by every time step
+        axes = tuple(range(x_train.ndim - 1))
+        std = x_train.std(axis=axes)
+        return {"type": "standardize", "mean": x_train.mean(axis=axes).tolist(),
+                "std": np.where(std > 1e-8, std, 1.0).astype("float32").tolist()}, None
     if raw.pixel_max:
         return {"type": "rescale", "scale": 1.0 / raw.pixel_max, "offset": 0.0}, (0.0, 1.0)
     return {"type": "standardize", "mean": x_train.mean(axis=0).tolist(), "std": _safe_std(x_train).tolist()}, None

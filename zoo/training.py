@@ -242,6 +242,28 @@ def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: S
     return training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=extra)
 
 
+def _prepare_run_dir(run_dir: Path) -> None:
+    """Create the run directory; an interrupted run in it resumes (BackupAndRestore),
+    a finished one is never overwritten."""
+    metrics = run_dir / "metrics.json"
+    if metrics.exists() and json.loads(metrics.read_text()).get("status") == "completed":
+        raise ZooError(f"run directory {str(run_dir)!r} holds a finished run; choose another --run-name")
+    if not (run_dir / "backup").exists():  # nothing to resume: start the history afresh
+        (run_dir / "history.csv").unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics from the CSVLogger file (all epochs, across resumptions)."""
+    import csv
+
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
@@ -258,13 +280,16 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           run_name: str | None = None, seed: int = 0, data_dir: str | None = None,
           split: tuple[float, float, float] | None = None, limit: int | None = None,
           dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
-          verbose: Any = "auto", callbacks: Sequence[Any] = (), **hyperparameters: Any) -> Run:
+          verbose: Any = "auto", callbacks: Sequence[Any] = (), adversarial: Any = None,
+          **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
 
     `hyperparameters` override the spec's defaults (epochs, batch_size,
     optimizer, learning_rate, depth, ...). The same seed gives the same metrics
     on the same machine. A re-run with the same `run_name` after an interruption
-    resumes from the last finished epoch.
+    resumes from the last finished epoch. `adversarial` ("fgsm", "pgd" or a dict
+    of zoo.adversarial.AttackConfig options) trains a classifier on adversarial
+    examples too; model.keras stays the plain classifier.
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     hp = spec.resolve(hyperparameters)
@@ -278,27 +303,34 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
-    keras_model = build_and_compile(spec, hp, data_spec)
+    keras_model = build_model(spec, hp, data_spec)
+    fit_model, attack = keras_model, None
+    if adversarial:  # fit a wrapper whose train_step adds adversarial examples; save the classifier
+        from zoo import adversarial as adv
+
+        fit_model, attack = adv.wrap(keras_model, adversarial, data_spec, task, seed)
     targets = "inputs" if task == "reconstruction" else "labels"
     batch_size = int(hp["batch_size"])
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
+    compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
     run_dir = _run_dir(runs_dir, spec.name, data_spec.name, run_name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir)
     config = {"model": spec.name, "family": spec.family, "task": task, "dataset": data_spec.name, "seed": seed,
               "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
               "data_spec": data_spec.to_json(), "versions": versions(),
+              **({"adversarial": attack.to_json()} if attack else {}),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _write_json(run_dir / "config.json", config)
 
     if spec.pretrain is not None:
         spec.pretrain(keras_model, dataset, hp, run_dir)
     started = time.perf_counter()
-    fit = keras_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
-                          callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
+    fit = fit_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
+                        callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
     seconds = time.perf_counter() - started
-    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     _write_json(run_dir / "history.json", history)
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
@@ -306,8 +338,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         raise ZooError(f"training {spec.name!r} diverged: the loss became NaN/infinite at epoch {len(losses)}. "
                        "Try a lower learning rate. Run directory: " + str(run_dir))
 
-    test = keras_model.evaluate(dataset.pipeline("test", batch_size=batch_size, targets=targets),
-                                return_dict=True, verbose=0)
+    test = fit_model.evaluate(dataset.pipeline("test", batch_size=batch_size, targets=targets),
+                              return_dict=True, verbose=0)
     metrics = {"status": "completed", "epochs_run": len(losses), "train_seconds": round(seconds, 3),
                **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset)}
     keras_model.save(run_dir / "model.keras")
@@ -318,6 +350,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     from zoo.plots import learning_curves
 
     learning_curves(history, run_dir / "learning_curves.png", title=f"{spec.name} on {data_spec.name}")
+    if attack:
+        adv.after_training(run, attack)
     for report in REPORTS:
         report(run)
     return run
@@ -334,7 +368,14 @@ def baseline(task: str, dataset: Dataset) -> dict[str, float]:
         return {"baseline_test_accuracy": float(np.mean(yte == majority))}
     if task == "regression":
         err = yte - ytr.mean(axis=0)
-        return {"baseline_test_mse": float(np.mean(err ** 2)), "baseline_test_mae": float(np.mean(np.abs(err)))}
+        mean = {"baseline_test_mse": float(np.mean(err ** 2)), "baseline_test_mae": float(np.mean(np.abs(err)))}
+        windowing = dataset.spec.preprocessing.get("windowing")
+        if windowing:  # forecasting: the naive baseline repeats the last value seen
+            from zoo.data.sequences import last_value_baseline
+
+            return {**last_value_baseline(windowing, dataset.spec.preprocessing, xte, yte), "baseline": "last_value",
+                    "mean_baseline_test_mse": mean["baseline_test_mse"]}
+        return mean
     if task == "reconstruction":
         mean = dataset.arrays["train"][0].mean(axis=0)
         return {"baseline_test_mse": float(np.mean((xte - mean) ** 2))}
