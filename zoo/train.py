@@ -240,16 +240,30 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           run_name: str | None = None, seed: int = 0, data_dir: str | None = None,
           split: tuple[float, float, float] | None = None, limit: int | None = None,
           dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
-          verbose: Any = "auto", callbacks: Sequence[Any] = (), **hyperparameters: Any) -> Run:
+          verbose: Any = "auto", callbacks: Sequence[Any] = (), augment: str | Sequence[str] | None = None,
+          from_run: str | Path | None = None, freeze: str | int | None = None, **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
 
     `hyperparameters` override the spec's defaults (epochs, batch_size,
     optimizer, learning_rate, depth, ...). The same seed gives the same metrics
     on the same machine. A re-run with the same `run_name` after an interruption
     resumes from the last finished epoch.
+
+    `augment` names image augmentations for the training split (see zoo.augment).
+    `from_run` starts from a previous run's (or a .keras model's) layers, with the
+    first N weight layers or all but the head frozen by `freeze` (see zoo.transfer).
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
-    hp = spec.resolve(hyperparameters)
+    source = None
+    if freeze and from_run is None:
+        raise ZooError("freeze needs from_run (the run or .keras model whose layers to reuse)")
+    if from_run is not None:
+        from zoo import transfer
+
+        source = transfer.load_source(from_run)
+        hp = transfer.hyperparameters(spec, source, hyperparameters)
+    else:
+        hp = spec.resolve(hyperparameters)
     set_seed(seed)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
@@ -261,9 +275,15 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
     keras_model = build_model(spec, hp, data_spec)
+    transferred = transfer.apply(keras_model, source, freeze, data_spec) if source is not None else None
     targets = "inputs" if task == "reconstruction" else "labels"
     batch_size = int(hp["batch_size"])
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
+    if augment:
+        from zoo.augment import apply as augment_pipeline
+        from zoo.augment import parse as parse_augment
+
+        train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
     compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
@@ -273,6 +293,10 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
               "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
               "data_spec": data_spec.to_json(), "versions": versions(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if augment:
+        config["augment"] = [f"{n}={v}" for n, v in parse_augment(augment)]
+    if transferred is not None:
+        config["transfer"] = transferred.to_json()
     _write_json(run_dir / "config.json", config)
 
     if spec.pretrain is not None:
@@ -322,3 +346,9 @@ def baseline(task: str, dataset: Dataset) -> dict[str, float]:
         mean = dataset.arrays["train"][0].mean(axis=0)
         return {"baseline_test_mse": float(np.mean((xte - mean) ** 2))}
     return {}
+
+
+# image classifiers also get a confusion matrix, misclassified examples and filters
+from zoo.diagnostics import image_classifier_report  # noqa: E402
+
+REPORTS.append(image_classifier_report)
