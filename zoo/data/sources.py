@@ -417,6 +417,20 @@ def read_local(name: str, root: Path) -> Raw | None:
 # --- TensorFlow Datasets -------------------------------------------------------
 
 
+def _tfds_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+    """A supervised tf.data split as two arrays (read in batches: batch_size=-1
+    needs the split's size up front, which mocked datasets do not have)."""
+    import tensorflow_datasets as tfds
+
+    xs, ys = [], []
+    for x, y in tfds.as_numpy(ds.batch(4096)):
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise ZooError("TFDS returned an empty split")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
     """A TFDS dataset as arrays (supervised keys); its test split is kept as test."""
     import tensorflow_datasets as tfds
@@ -428,7 +442,15 @@ def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
     try:
         if download:
             builder.download_and_prepare()
-        splits = builder.as_dataset(split=None, as_supervised=True, batch_size=-1)
+        # the splits TFDS knows (none are listed before metadata exists, e.g. under tfds.testing.mock_data)
+        names = list(builder.info.splits) or ["train", "test"]
+        splits = {}
+        for split_name in names:
+            try:
+                splits[split_name] = builder.as_dataset(split=split_name, as_supervised=True)
+            except Exception:  # a split this dataset does not have
+                if split_name == names[0]:
+                    raise
     except Exception as exc:
         raise ZooError(
             f"dataset {name!r} is not available offline and TFDS could not get it ({type(exc).__name__}: "
@@ -436,7 +458,7 @@ def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
             f"{root / name}/ (e.g. the four IDX .gz files for MNIST), or prepare it with TFDS on a machine "
             f"with internet and copy {root / 'tfds'} here; set the folder with --data-dir or ZOO_DATA_DIR."
         ) from None
-    arrays = {split: tuple(np.asarray(a) for a in tfds.as_numpy(ds)) for split, ds in splits.items()}
+    arrays = {split: _tfds_arrays(ds) for split, ds in splits.items()}
     train_key = "train" if "train" in arrays else sorted(arrays)[0]
     x, y = arrays[train_key]
     test = arrays.get("test")
