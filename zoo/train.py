@@ -254,6 +254,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     first N weight layers or all but the head frozen by `freeze` (see zoo.transfer).
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    if augment:
+        from zoo.augment import apply as augment_pipeline
+        from zoo.augment import parse as parse_augment
+
+        parse_augment(augment)  # refuse unknown names before any work
     source = None
     if freeze and from_run is None:
         raise ZooError("freeze needs from_run (the run or .keras model whose layers to reuse)")
@@ -280,9 +285,6 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     batch_size = int(hp["batch_size"])
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
     if augment:
-        from zoo.augment import apply as augment_pipeline
-        from zoo.augment import parse as parse_augment
-
         train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
     compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))

@@ -6,7 +6,7 @@
 The new model is built by its spec for the new data (so the head fits the new
 number of classes), then every layer whose name and weight shapes match a layer
 of the source model takes the source's weights; the others (the new head) start
-fresh. `freeze` keeps the first N weight layers, or all but the head, fixed
+fresh; so does the head when the source learned other classes. `freeze` keeps the first N weight layers, or all but the head, fixed
 (frozen batch-norm layers also keep their statistics). Unless a learning rate is
 given, fine-tuning uses the source's learning rate times FINE_TUNE_LR_FACTOR.
 The source's hyperparameters are the starting point, the caller's override them.
@@ -149,11 +149,26 @@ def _weight_layers(model) -> list:
     return out
 
 
-def apply(model, source: Source, freeze: str | int | None, data_spec: DataSpec | None = None) -> Transfer:
+def same_classes(source: Source, data_spec: DataSpec | None) -> bool:
+    """Whether the source run learned the same classes of the same dataset (then its
+    head is worth keeping); unknown (a bare .keras file) counts as the same."""
+    if source.config is None or data_spec is None or "data_spec" not in source.config:
+        return True
+    before = DataSpec.from_json(source.config["data_spec"])
+    return before.name == data_spec.name and before.class_names == data_spec.class_names
+
+
+def apply(model, source: Source, freeze: str | int | None, data_spec: DataSpec | None = None,
+          new_head: bool | None = None) -> Transfer:
     """Copy the source's weights into `model` layer by layer (by name and shapes),
-    then freeze as asked. Raises when nothing could be reused."""
+    then freeze as asked. The head starts fresh when `new_head`, by default when
+    the classes differ from the source run's (another dataset) or do not fit.
+    Raises when nothing could be reused."""
     freeze = parse_freeze(freeze)
-    by_name = {layer.name: layer for layer in _weight_layers(source.model)}
+    if new_head is None:
+        new_head = not same_classes(source, data_spec)
+    by_name = {layer.name: layer for layer in _weight_layers(source.model)
+               if not (new_head and layer.name.startswith(HEAD_PREFIX))}
     info = Transfer(str(source.path), freeze)
     layers = _weight_layers(model)
     for layer in layers:

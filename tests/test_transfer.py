@@ -1,0 +1,113 @@
+"""Transfer learning: reuse a previous run's layers, freeze, replace the head."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import transfer
+from zoo.errors import ZooError
+
+
+@pytest.fixture
+def source_file(tmp_path):
+    model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5)
+    path = tmp_path / "source.keras"
+    model.save(path)
+    return path
+
+
+def test_layers_are_reused_and_the_head_replaced(source_file):
+    source = transfer.load_source(source_file)
+    model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=3)
+    info = transfer.apply(model, source, "all-but-head")
+    assert info.copied == ["c1", "s2", "c3", "s4", "c5", "f6"]
+    assert info.fresh == ["output"] and info.frozen == info.copied
+    for name in info.copied:
+        for new, old in zip(model.get_layer(name).get_weights(), source.model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(new, old)
+    assert model.get_layer("output").trainable and not model.get_layer("c3").trainable
+    assert len(model.trainable_weights) == 2  # the new head's kernel and bias
+
+
+def test_freeze_first_n_weight_layers(source_file):
+    model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5)
+    info = transfer.apply(model, transfer.load_source(source_file), "2")
+    assert info.frozen == ["c1", "s2"] and "output" in info.copied
+    assert [layer.name for layer in model.layers if layer.weights and layer.trainable] == ["c3", "s4", "c5", "f6",
+                                                                                             "output"]
+    with pytest.raises(ZooError, match="only 7 layers"):
+        transfer.apply(zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5), transfer.load_source(source_file), 9)
+
+
+def test_parse_freeze():
+    assert transfer.parse_freeze(None) is None and transfer.parse_freeze("none") is None
+    assert transfer.parse_freeze("3") == 3 and transfer.parse_freeze("all_but_head") == "all-but-head"
+    with pytest.raises(ZooError, match="all-but-head"):
+        transfer.parse_freeze("most")
+
+
+def test_hyperparameters_come_from_the_source_with_a_lower_learning_rate(source_file):
+    source = transfer.load_source(source_file)
+    source.config = {"hyperparameters": {"learning_rate": 0.01, "width": 1.0, "epochs": 7, "not_ours": 1}}
+    hp = transfer.hyperparameters(zoo.get_spec("lenet5"), source, {"epochs": 3})
+    assert hp["learning_rate"] == pytest.approx(0.001) and hp["epochs"] == 3
+    assert hp["channels"] == 1  # the source's first convolution saw grey images
+    assert transfer.hyperparameters(zoo.get_spec("lenet5"), source, {"learning_rate": 0.05})["learning_rate"] == 0.05
+
+
+def test_grey_source_reused_on_colour_data(source_file):
+    source = transfer.load_source(source_file)
+    hp = transfer.hyperparameters(zoo.get_spec("lenet5"), source, {})
+    from zoo.spec import DataSpec
+    from zoo.train import build_model
+
+    colour = DataSpec("colour", "classification", (32, 32, 3), num_classes=4, input_kind="image")
+    model = build_model(zoo.get_spec("lenet5"), hp, colour)
+    assert model.get_layer("rgb_to_grey").output.shape[-1] == 1
+    assert "c1" in transfer.apply(model, source, None).copied
+
+
+def test_unusable_sources_are_user_errors(tmp_path, source_file):
+    with pytest.raises(ZooError, match="does not exist"):
+        transfer.load_source(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ZooError, match="no .keras"):
+        transfer.load_source(tmp_path / "empty")
+    mlp = zoo.build("mlp", input_shape=(4,), num_classes=3)
+    with pytest.raises(ZooError, match="no layer"):
+        transfer.apply(mlp, transfer.load_source(source_file), None)
+
+
+def _digits_halves(tmp_path):
+    """Digits 0-4 (pretraining) and 5-9 (the new task: 100 labelled images, the rest for testing)."""
+    import sklearn.datasets
+
+    digits = sklearn.datasets.load_digits()
+    x = np.round(digits.data.reshape(-1, 8, 8) * 255 / 16).astype("uint8")
+    y = digits.target
+    low, high = y < 5, y >= 5
+    np.savez(tmp_path / "low.npz", x=x[low], y=y[low])
+    xb, yb = x[high], y[high] - 5
+    np.savez(tmp_path / "high.npz", x_train=xb[:100], y_train=yb[:100], x_test=xb[100:], y_test=yb[100:])
+    return f"npz:{tmp_path / 'low.npz'}", f"npz:{tmp_path / 'high.npz'}"
+
+
+def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
+    """Pretrain LeNet-5 on 0-4, fine-tune its head on 40 images of 5-9; the same
+    budget from scratch (same seed, epochs, learning rate) does clearly worse."""
+    from zoo.train import train
+
+    low, high = _digits_halves(tmp_path)
+    runs = tmp_path / "runs"
+    source = train("lenet5", low, runs_dir=runs, verbose=0, epochs=5, seed=0)
+    budget = dict(runs_dir=runs, verbose=0, epochs=10, batch_size=16, learning_rate=1e-3, limit=40, seed=0)
+    tuned = train("lenet5", high, from_run=source.dir, freeze="all-but-head", **budget)
+    scratch = train("lenet5", high, **budget)
+    config = json.loads((tuned.dir / "config.json").read_text())
+    assert config["transfer"]["fresh"] == ["output"]  # another dataset's classes: a new head
+    assert config["transfer"]["frozen"] == ["c1", "s2", "c3", "s4", "c5", "f6"]
+    assert tuned.metrics["test_accuracy"] > scratch.metrics["test_accuracy"] + 0.1
