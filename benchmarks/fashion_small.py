@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     dataset, where = None, None
     for candidate in [c for c in candidates if c]:
         try:
-            dataset = load("fashion_mnist", data_dir=candidate, seed=args.seed, limit=args.limit)
+            dataset = load("fashion_mnist", data_dir=candidate, seed=args.seed, limit=args.limit, download=False)
             where = candidate
             break
         except ZooError:
