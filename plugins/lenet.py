@@ -135,7 +135,7 @@ def build(hp, data_spec: DataSpec):
         raise ZooError(f"LeNet activation must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
     inputs, x = input_block(hp, data_spec, min_size=32)
     if x.shape[1] < 32 or x.shape[2] < 32:
-        raise ZooError(f"LeNet-5 needs inputs of at least 32x32 after the input block; set input_size=32")
+        raise ZooError("LeNet-5 needs inputs of at least 32x32 after the input block; set input_size=32")
     c1, c3, c5, f6 = (scaled(n, width) for n in (6, 16, 120, 84))
     x = keras.layers.Conv2D(c1, 5, name="c1")(x)
     x = _activation(act, f"c1_{act}")(x)

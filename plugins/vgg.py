@@ -55,7 +55,7 @@ def build(hp, data_spec: DataSpec):
         x = keras.layers.Conv2D(scaled(item, width), 3, padding="same", kernel_initializer=hp["initializer"],
                                 kernel_regularizer=reg, name=name)(x)
         if hp["batch_norm"]:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
     head = hp["head"] if hp["head"] != "auto" else ("imagenet" if size >= 224 else "compact")
     units = int(hp["fc_units"]) or (4096 if head == "imagenet" else scaled(512, width))
