@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
     from zoo.data import load
     from zoo.errors import ZooError
-    from zoo.train import train
+    from zoo.training import train
 
     candidates = [args.data_dir, os.environ.get("ZOO_DATA_DIR"), str(ROOT.parent / "shared" / "data")]
     dataset, where = None, None

@@ -62,7 +62,7 @@ def bare_keras(spec, hp, dataset, epochs: int, seed: int) -> tuple[list[float], 
     """What a user would write without the zoo: build, compile, fit on the arrays."""
     import keras
 
-    from zoo.train import set_seed
+    from zoo.training import set_seed
 
     set_seed(seed)
     model = spec.build(dict(hp), dataset.spec)
@@ -78,7 +78,7 @@ def bare_keras(spec, hp, dataset, epochs: int, seed: int) -> tuple[list[float], 
 
 
 def zoo_train(spec, hp, dataset, epochs: int, seed: int, runs: Path, **extra) -> tuple[list[float], float, object]:
-    from zoo.train import train
+    from zoo.training import train
 
     timer = epoch_timer()
     start = time.perf_counter()

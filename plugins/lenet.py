@@ -14,14 +14,13 @@ The modern variant uses ReLU, max pooling, a fully connected C3 and dropout.
 28x28 images (MNIST) are zero-padded to 32x32 as in the paper's input plan;
 other sizes are resized (see plugins/vision_common.py).
 
-This module defines two small custom layers and so imports Keras when it is
-loaded (a saved LeNet must find them registered when it is reopened); listing
-model names never imports it.
+Only Keras's own layers are used (the connection table is a fixed channel
+selection and a grouped convolution; see table_conv), so saved models reload
+without custom objects, and this module imports Keras only inside functions.
 """
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 from zoo.errors import ZooError
@@ -37,69 +36,40 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
 )
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class ScaledTanh(keras.layers.Layer):
-    """LeCun's squashing function f(a) = A tanh(S a), A = 1.7159, S = 2/3
-    (so that f(1) = 1 and f(-1) = -1)."""
-
-    def __init__(self, amplitude: float = 1.7159, slope: float = 2.0 / 3.0, **kwargs):
-        super().__init__(**kwargs)
-        self.amplitude, self.slope = float(amplitude), float(slope)
-
-    def call(self, x):
-        return self.amplitude * keras.ops.tanh(self.slope * x)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "amplitude": self.amplitude, "slope": self.slope}
+#: LeCun's squashing function f(a) = A tanh(S a): f(1) = 1 and f(-1) = -1
+TANH_AMPLITUDE, TANH_SLOPE = 1.7159, 2.0 / 3.0
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class TableConv2D(keras.layers.Layer):
-    """A 'valid' 2-D convolution where output map j sees only the input maps
-    `table[j]`: a weight per connection, none for the missing ones (LeNet-5's C3)."""
+def table_conv(x, table, kernel_size: int, name: str):
+    """A 'valid' convolution where output map j sees only the input maps `table[j]`
+    (LeNet-5's C3): a weight per connection, none for the missing ones.
 
-    def __init__(self, kernel_size: int, table, **kwargs):
-        super().__init__(**kwargs)
-        self.kernel_size = int(kernel_size)
-        self.table = [list(map(int, maps)) for maps in table]
+    Built from Keras layers only, so a saved model reloads without custom objects:
+    maps with the same fan-in k form one group; a fixed (non-trainable) 1x1
+    convolution copies each map's k inputs side by side, and a grouped convolution
+    (one group per map) convolves them. Output maps keep the table's order when the
+    table lists them by increasing fan-in, as LeCun's does.
+    """
+    import keras
 
-    def build(self, input_shape):
-        channels, filters, k = int(input_shape[-1]), len(self.table), self.kernel_size
-        if max(max(m) for m in self.table) >= channels:
-            raise ValueError(f"connection table names input map {max(max(m) for m in self.table)} "
-                             f"but the input has {channels} maps")
-        connections = sum(len(m) for m in self.table)
-        # index[i, j] = 1 + position of connection (i -> j) in the weight vector; 0 = no connection
-        index = np.zeros((channels, filters), dtype="int32")
-        position = 0
-        for j, maps in enumerate(self.table):
-            for i in maps:
-                position += 1
-                index[i, j] = position
-        self._index = index.reshape(-1)
-        fan_in = k * k * connections / filters  # the average fan-in of a map
-        limit = float(np.sqrt(3.0 / fan_in))
-        self.kernel = self.add_weight(shape=(k, k, connections), name="kernel",
-                                      initializer=keras.initializers.RandomUniform(-limit, limit))
-        self.bias = self.add_weight(shape=(filters,), name="bias", initializer="zeros")
-
-    def call(self, x):
-        k = self.kernel_size
-        padded = keras.ops.concatenate([keras.ops.zeros((k, k, 1), dtype=self.kernel.dtype), self.kernel], axis=-1)
-        full = keras.ops.take(padded, self._index, axis=-1)
-        full = keras.ops.reshape(full, (k, k, -1, len(self.table)))
-        return keras.ops.conv(x, keras.ops.cast(full, x.dtype), padding="valid") + keras.ops.cast(self.bias, x.dtype)
-
-    def compute_output_shape(self, input_shape):
-        k = self.kernel_size
-        h, w = input_shape[1], input_shape[2]
-        return (input_shape[0], None if h is None else h - k + 1, None if w is None else w - k + 1, len(self.table))
-
-    def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size, "table": self.table}
+    channels = int(x.shape[-1])
+    fan_ins = sorted({len(maps) for maps in table})
+    if [len(maps) for maps in table] != sorted(len(maps) for maps in table):
+        raise ValueError("the connection table must list maps by increasing fan-in")
+    outputs = []
+    for k in fan_ins:
+        maps = [m for m in table if len(m) == k]
+        if k == channels:  # fully connected maps: a plain convolution
+            outputs.append(keras.layers.Conv2D(len(maps), kernel_size, name=f"{name}_full")(x))
+            continue
+        select = np.zeros((1, 1, channels, len(maps) * k), dtype="float32")
+        for j, inputs in enumerate(maps):
+            for position, i in enumerate(inputs):
+                select[0, 0, i, j * k + position] = 1.0
+        picked = keras.layers.Conv2D(len(maps) * k, 1, use_bias=False, trainable=False, name=f"{name}_select{k}",
+                                     kernel_initializer=keras.initializers.Constant(select.tolist()))(x)
+        outputs.append(keras.layers.Conv2D(len(maps), kernel_size, groups=len(maps), name=f"{name}_in{k}")(picked))
+    return keras.layers.Concatenate(name=name)(outputs) if len(outputs) > 1 else outputs[0]
 
 
 ACTIVATIONS = ("scaled_tanh", "tanh", "relu", "elu", "sigmoid", "swish")
@@ -107,14 +77,25 @@ POOLINGS = ("subsampling", "average", "max")
 
 
 def _activation(name: str, layer_name: str):
+    """The named activation as a callable on tensors; scaled_tanh is A tanh(S a)."""
+    import keras
+
     from zoo.layers import activation_layer
 
-    if name == "scaled_tanh":
-        return ScaledTanh(name=layer_name)
-    return activation_layer(name, layer_name)
+    if name != "scaled_tanh":
+        return activation_layer(name, layer_name)
+
+    def scaled_tanh(x):
+        x = keras.layers.Rescaling(TANH_SLOPE, name=f"{layer_name}_slope")(x)
+        x = keras.layers.Activation("tanh", name=f"{layer_name}_tanh")(x)
+        return keras.layers.Rescaling(TANH_AMPLITUDE, name=layer_name)(x)
+
+    return scaled_tanh
 
 
 def _pool(x, kind: str, name: str, activation: str):
+    import keras
+
     if kind not in POOLINGS:
         raise ZooError(f"unknown pooling {kind!r}; use one of {', '.join(POOLINGS)}")
     if kind == "max":
@@ -128,6 +109,8 @@ def _pool(x, kind: str, name: str, activation: str):
 
 def build(hp, data_spec: DataSpec):
     """input block (pad/resize to 32x32) -> C1 -> S2 -> C3 -> S4 -> C5 -> F6 -> output."""
+    import keras
+
     from zoo.layers import output_head
 
     act, width = hp["activation"], float(hp["width"])
@@ -141,7 +124,7 @@ def build(hp, data_spec: DataSpec):
     x = _activation(act, f"c1_{act}")(x)
     x = _pool(x, hp["pooling"], "s2", act)
     if hp["c3_table"] and (c1, c3) == (6, 16):
-        x = TableConv2D(5, C3_TABLE, name="c3")(x)
+        x = table_conv(x, C3_TABLE, 5, name="c3")
     else:
         x = keras.layers.Conv2D(c3, 5, name="c3")(x)
     x = _activation(act, f"c3_{act}")(x)

@@ -25,7 +25,7 @@ def test_parse_names_and_strengths():
 
 
 def test_augmentation_changes_training_images_repeatably():
-    from zoo.train import set_seed
+    from zoo.training import set_seed
 
     data = load("digits", batch_size=8)
 
@@ -54,7 +54,7 @@ def test_augmentation_needs_images():
 
 
 def test_train_applies_augmentation_to_the_training_split_only(runs_dir):
-    from zoo.train import train
+    from zoo.training import train
 
     data = load("digits", limit=200)
     run = train("lenet5_modern", data, runs_dir=runs_dir, verbose=0, epochs=1, augment=["translation=0.2", "flip"])

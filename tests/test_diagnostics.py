@@ -11,7 +11,7 @@ import numpy as np
 import zoo
 from zoo import diagnostics
 from zoo.data import load
-from zoo.train import REPORTS
+from zoo.training import REPORTS
 
 
 def _run(tmp_path: Path, model, data, task="classification"):

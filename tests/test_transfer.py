@@ -24,12 +24,13 @@ def test_layers_are_reused_and_the_head_replaced(source_file):
     source = transfer.load_source(source_file)
     model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=3)
     info = transfer.apply(model, source, "all-but-head")
-    assert info.copied == ["c1", "s2", "c3", "s4", "c5", "f6"]
-    assert info.fresh == ["output"] and info.frozen == info.copied
+    assert [n for n in info.copied if not n.startswith("c3_")] == ["c1", "s2", "s4", "c5", "f6"]
+    assert {"c3_select3", "c3_in3", "c3_in4", "c3_full"} <= set(info.copied)
+    assert info.fresh == ["output"] and info.frozen == [n for n in info.copied if "select" not in n]
     for name in info.copied:
         for new, old in zip(model.get_layer(name).get_weights(), source.model.get_layer(name).get_weights()):
             np.testing.assert_array_equal(new, old)
-    assert model.get_layer("output").trainable and not model.get_layer("c3").trainable
+    assert model.get_layer("output").trainable and not model.get_layer("c3_in3").trainable
     assert len(model.trainable_weights) == 2  # the new head's kernel and bias
 
 
@@ -37,9 +38,9 @@ def test_freeze_first_n_weight_layers(source_file):
     model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5)
     info = transfer.apply(model, transfer.load_source(source_file), "2")
     assert info.frozen == ["c1", "s2"] and "output" in info.copied
-    assert [layer.name for layer in model.layers if layer.weights and layer.trainable] == ["c3", "s4", "c5", "f6",
-                                                                                             "output"]
-    with pytest.raises(ZooError, match="only 7 layers"):
+    assert [layer.name for layer in model.layers if layer.trainable_weights] == ["c3_in3", "c3_in4", "c3_full", "s4",
+                                                                                  "c5", "f6", "output"]
+    with pytest.raises(ZooError, match="only 9 layers"):
         transfer.apply(zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5), transfer.load_source(source_file), 9)
 
 
@@ -63,7 +64,7 @@ def test_grey_source_reused_on_colour_data(source_file):
     source = transfer.load_source(source_file)
     hp = transfer.hyperparameters(zoo.get_spec("lenet5"), source, {})
     from zoo.spec import DataSpec
-    from zoo.train import build_model
+    from zoo.training import build_model
 
     colour = DataSpec("colour", "classification", (32, 32, 3), num_classes=4, input_kind="image")
     model = build_model(zoo.get_spec("lenet5"), hp, colour)
@@ -99,7 +100,7 @@ def _digits_halves(tmp_path):
 def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
     """Pretrain LeNet-5 on 0-4, fine-tune its head on 40 images of 5-9; the same
     budget from scratch (same seed, epochs, learning rate) does clearly worse."""
-    from zoo.train import train
+    from zoo.training import train
 
     low, high = _digits_halves(tmp_path)
     runs = tmp_path / "runs"
@@ -109,5 +110,5 @@ def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
     scratch = train("lenet5", high, **budget)
     config = json.loads((tuned.dir / "config.json").read_text())
     assert config["transfer"]["fresh"] == ["output"]  # another dataset's classes: a new head
-    assert config["transfer"]["frozen"] == ["c1", "s2", "c3", "s4", "c5", "f6"]
+    assert config["transfer"]["frozen"] == ["c1", "s2", "c3_in3", "c3_in4", "c3_full", "s4", "c5", "f6"]
     assert tuned.metrics["test_accuracy"] > scratch.metrics["test_accuracy"] + 0.1

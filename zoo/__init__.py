@@ -34,7 +34,7 @@ def build(name: str, *, input_shape: tuple[int, ...], num_classes: int | None = 
     data_spec = DataSpec(name="user", task=task, input_shape=tuple(input_shape), num_classes=num_classes,
                          num_targets=num_targets)
     spec.check_data(data_spec)
-    from zoo.train import build_model
+    from zoo.training import build_model
 
     return build_model(spec, spec.resolve(hyperparameters), data_spec)
 
@@ -47,7 +47,7 @@ def load_dataset(name: str, **options: Any):
 
 
 def train(model: str, dataset: Any = None, **options: Any):
-    """Train `model` on `dataset` (name, URI or zoo.data.Dataset); see zoo.train.train."""
-    from zoo.train import train as _train
+    """Train `model` on `dataset` (name, URI or zoo.data.Dataset); see zoo.training.train."""
+    from zoo.training import train as _train
 
     return _train(model, dataset, **options)

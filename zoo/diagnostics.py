@@ -4,7 +4,7 @@
     misclassified.png              a grid of misclassified test images, "true -> predicted"
     filters.png                    the first convolutional layer's filters
 
-Registered on zoo.train.REPORTS; it does nothing for other models or data.
+Registered on zoo.training.REPORTS; it does nothing for other models or data.
 """
 
 from __future__ import annotations

@@ -96,7 +96,8 @@ def load_source(path: str | Path) -> Source:
 
 
 def parse_freeze(freeze: str | int | None) -> str | int | None:
-    """None/'none'/0, a number N (the first N weight layers), 'all-but-head' or 'all'."""
+    """None/'none'/0, a number N (the first N layers with trainable weights),
+    'all-but-head' or 'all'."""
     if freeze is None or freeze == "" or freeze == "none":
         return None
     if isinstance(freeze, bool):
@@ -181,12 +182,14 @@ def apply(model, source: Source, freeze: str | int | None, data_spec: DataSpec |
     if not info.copied:
         raise ZooError(f"no layer of {str(source.path)!r} fits model {model.name!r} (no layer with the same name "
                        "and weight shapes); start from a run of the same family")
+    learning = [layer for layer in layers if layer.trainable_weights]  # fixed layers (input adapters) don't count
     if freeze == "all-but-head" or freeze == "all":
-        targets = [l for l in layers if freeze == "all" or not l.name.startswith(HEAD_PREFIX)]
+        targets = [layer for layer in learning if freeze == "all" or not layer.name.startswith(HEAD_PREFIX)]
     elif isinstance(freeze, int):
-        if freeze > len(layers):
-            raise ZooError(f"freeze {freeze}: model {model.name!r} has only {len(layers)} layers with weights")
-        targets = layers[:freeze]
+        if freeze > len(learning):
+            raise ZooError(f"freeze {freeze}: model {model.name!r} has only {len(learning)} layers with trainable "
+                           "weights")
+        targets = learning[:freeze]
     else:
         targets = []
     for layer in targets:
