@@ -8,6 +8,8 @@ A run directory holds:
     model.keras          the trained model (best epoch's weights)
     checkpoint.keras     the best model so far, written during training
     learning_curves.png  loss and metric, train vs validation
+    confusion_matrix.png / .json, misclassified.png, filters.png
+                         image classifiers only (zoo.diagnostics, a REPORTS hook)
 """
 
 from __future__ import annotations
