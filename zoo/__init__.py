@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DataSpec", "ModelSpec", "PluginError", "ZooError",
-    "build", "get_spec", "list_models", "load_dataset", "train",
+    "build", "export", "get_spec", "list_models", "load_dataset", "train",
 ]
 
 
@@ -51,3 +51,14 @@ def train(model: str, dataset: Any = None, **options: Any):
     from zoo.training import train as _train
 
     return _train(model, dataset, **options)
+
+
+def __getattr__(name: str) -> Any:
+    """`zoo.export(run, **options)`: the zoo.export module, imported on first use
+    and callable as zoo.export.export_run (a function named `export` here would be
+    replaced by the submodule as soon as anything imports zoo.export)."""
+    if name == "export":
+        import importlib
+
+        return importlib.import_module("zoo.export")
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
