@@ -3,7 +3,8 @@
     python benchmarks/lenet_mnist.py [--data-dir DIR] [--model lenet5_modern] [--epochs 15]
 
 1. Accuracy: `zoo.train` on MNIST (official 10,000 test images kept as test; the
-   60,000 training images split 85:15 train:validation), then the test error.
+   60,000 training images split 85:15 train:validation), batch 64, linear
+   learning-rate decay, small random translations, then the test error.
    Target: <= 0.9%.
 2. Throughput: in the same process, on the same arrays and with the same model
    and hyperparameters, alternately fit with a bare Keras script
@@ -17,6 +18,14 @@
 Needs MNIST's four IDX files under DATA_DIR/mnist/ (default: $ZOO_DATA_DIR, else
 ../shared/data beside the checkout); prints a message and exits 0 when absent.
 Prints measured figures; it is not a test.
+
+Measured on the shared 2-core machine (load average ~12, 2026-11-22), lenet5_modern:
+  15 epochs with translation=0.08: test error 0.81% (12 epochs, no augmentation: 0.91%)
+  throughput, 2 rounds x 3 epochs: steady-state epoch median bare Keras 25.4 s,
+  zoo 18.5 s (ratio 0.73: the zoo's prefetched tf.data pipeline beat model.fit on
+  numpy arrays); the epoch-to-epoch spread was 46%, so this machine cannot resolve
+  a 3% difference. The zoo's work after fit (evaluate, save, plots, diagnostics)
+  took ~28 s per run.
 """
 
 from __future__ import annotations
@@ -95,7 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3, help="throughput: alternating rounds of Keras and zoo")
     p.add_argument("--throughput-epochs", type=int, default=3)
-    p.add_argument("--augment", help="augmentation for the accuracy run, e.g. translation=0.1")
+    p.add_argument("--augment", default="translation=0.08",
+                   help="augmentation for the accuracy run (default translation=0.08; '' for none)")
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--seed", type=int, default=0)
