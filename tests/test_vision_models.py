@@ -224,5 +224,7 @@ def test_family_trains_on_the_offline_default_dataset(name, options, runs_dir):
     assert run.metrics["status"] == "completed"
     assert np.isfinite(run.metrics["test_loss"])
     assert run.model.input_shape[1:] == (8, 8, 1)
+    for report in ("confusion_matrix.png", "confusion_matrix.json", "misclassified.png", "filters.png"):
+        assert (run.dir / report).exists(), report  # zoo.diagnostics ran for this image classifier
     if name == "lenet5":
         assert run.metrics["test_accuracy"] > run.metrics["baseline_test_accuracy"] + 0.2
