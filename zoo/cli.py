@@ -187,6 +187,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-name", help="run directory name; re-running an interrupted run with it resumes")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--augment", metavar="NAMES",
+                   help="image augmentation for training, e.g. flip,translation=0.1,rotation,zoom,contrast")
+    p.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                   help="start from this run's (or .keras file's) layers: transfer learning")
+    p.add_argument("--freeze", metavar="N|all-but-head",
+                   help="with --from: keep the first N weight layers, or all but the head, fixed")
     from zoo.adversarial import add_train_arguments
 
     add_train_arguments(p)
@@ -198,8 +204,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from zoo.adversarial import train_options
     from zoo.training import train
 
+    if args.freeze and not args.from_run:
+        raise ZooError("--freeze needs --from RUN_DIR (the run whose layers to reuse)")
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
+                augment=args.augment, from_run=args.from_run, freeze=args.freeze,
                 **data_options(args), **hp_options(args), **train_options(args))
     print(f"run directory: {run.dir}")
     for k, v in run.metrics.items():

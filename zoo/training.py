@@ -8,6 +8,8 @@ A run directory holds:
     model.keras          the trained model (best epoch's weights)
     checkpoint.keras     the best model so far, written during training
     learning_curves.png  loss and metric, train vs validation
+    confusion_matrix.png / .json, misclassified.png, filters.png
+                         image classifiers only (zoo.diagnostics, a REPORTS hook)
 """
 
 from __future__ import annotations
@@ -281,18 +283,39 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           split: tuple[float, float, float] | None = None, limit: int | None = None,
           dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
           verbose: Any = "auto", callbacks: Sequence[Any] = (), adversarial: Any = None,
-          **hyperparameters: Any) -> Run:
+          augment: str | Sequence[str] | None = None, from_run: str | Path | None = None,
+          freeze: str | int | None = None, **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
 
     `hyperparameters` override the spec's defaults (epochs, batch_size,
     optimizer, learning_rate, depth, ...). The same seed gives the same metrics
     on the same machine. A re-run with the same `run_name` after an interruption
-    resumes from the last finished epoch. `adversarial` ("fgsm", "pgd" or a dict
-    of zoo.adversarial.AttackConfig options) trains a classifier on adversarial
-    examples too; model.keras stays the plain classifier.
+    resumes from the last finished epoch.
+
+    `adversarial` ("fgsm", "pgd" or a dict of zoo.adversarial.AttackConfig
+    options) trains a classifier on adversarial examples too; model.keras stays
+    the plain classifier.
+
+    `augment` names image augmentations for the training split (see zoo.augment).
+    `from_run` starts from a previous run's (or a .keras model's) layers, with the
+    first N weight layers or all but the head frozen by `freeze` (see zoo.transfer).
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
-    hp = spec.resolve(hyperparameters)
+    if augment:
+        from zoo.augment import apply as augment_pipeline
+        from zoo.augment import parse as parse_augment
+
+        parse_augment(augment)  # refuse unknown names before any work
+    source = None
+    if freeze and from_run is None:
+        raise ZooError("freeze needs from_run (the run or .keras model whose layers to reuse)")
+    if from_run is not None:
+        from zoo import transfer
+
+        source = transfer.load_source(from_run)
+        hp = transfer.hyperparameters(spec, source, hyperparameters)
+    else:
+        hp = spec.resolve(hyperparameters)
     set_seed(seed)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
@@ -304,6 +327,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
     keras_model = build_model(spec, hp, data_spec)
+    transferred = transfer.apply(keras_model, source, freeze, data_spec) if source is not None else None
     fit_model, attack = keras_model, None
     if adversarial:  # fit a wrapper whose train_step adds adversarial examples; save the classifier
         from zoo import adversarial as adv
@@ -312,6 +336,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     targets = "inputs" if task == "reconstruction" else "labels"
     batch_size = int(hp["batch_size"])
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
+    if augment:
+        train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
     compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
@@ -322,6 +348,10 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
               "data_spec": data_spec.to_json(), "versions": versions(),
               **({"adversarial": attack.to_json()} if attack else {}),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if augment:
+        config["augment"] = [f"{n}={v}" for n, v in parse_augment(augment)]
+    if transferred is not None:
+        config["transfer"] = transferred.to_json()
     _write_json(run_dir / "config.json", config)
 
     if spec.pretrain is not None:
@@ -380,3 +410,9 @@ def baseline(task: str, dataset: Dataset) -> dict[str, float]:
         mean = dataset.arrays["train"][0].mean(axis=0)
         return {"baseline_test_mse": float(np.mean((xte - mean) ** 2))}
     return {}
+
+
+# image classifiers also get a confusion matrix, misclassified examples and filters
+from zoo.diagnostics import image_classifier_report  # noqa: E402
+
+REPORTS.append(image_classifier_report)

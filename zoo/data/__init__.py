@@ -32,7 +32,7 @@ BUILTIN["sines"] = (sequences.sines, "regression",
 TFDS_KNOWN = {
     "mnist": "handwritten digits 28x28, 10 classes (TFDS, or IDX files in the data dir)",
     "fashion_mnist": "Zalando clothes 28x28, 10 classes (TFDS, or IDX files in the data dir)",
-    "cifar10": "32x32 colour images, 10 classes (TFDS)",
+    "cifar10": "32x32 colour images, 10 classes (TFDS, or the python batches in the data dir)",
     "imdb_reviews": "movie reviews, positive/negative text (TFDS)",
 }
 
@@ -113,16 +113,19 @@ def read(name: str, *, data_dir: str | os.PathLike | None = None, target: str | 
 
 def load(name: str, *, batch_size: int = 32, split: tuple[float, float, float] | None = None, seed: int = 0,
          normalize: bool = True, data_dir: str | os.PathLike | None = None, target: str | None = None,
-         task: str | None = None, limit: int | None = None, **read_options: Any) -> Dataset:
+         task: str | None = None, limit: int | None = None, resize: int | tuple[int, int] | None = None,
+         channels: int | None = None, **read_options: Any) -> Dataset:
     """Load dataset `name` (a built-in, a TFDS name, or csv:/npz:/images: URI).
 
     `split` gives train/validation/test fractions (default 80/15/5); a dataset
     with an official test split keeps it as test and splits the rest train:val
     in the same ratio. `limit` caps the number of training examples (quick runs).
+    `resize` (a side or (height, width)) and `channels` (1 or 3) adapt images.
     """
     if batch_size < 1:
         raise ZooError(f"batch size must be at least 1, got {batch_size}")
     raw = read(name, data_dir=data_dir, target=target, task=task, **read_options)
+    raw = sources.adapt_images(raw, resize, channels)
     parts = _split(raw, split, seed)
     if limit:
         parts["train"] = tuple(a[:limit] for a in parts["train"])

@@ -229,6 +229,43 @@ def read_image_folder(path: str, image_size: tuple[int, int] = (64, 64), color_m
     return Raw(x, np.asarray(ys, "int64"), "classification", "image", tuple(ds.class_names), pixel_max=255.0)
 
 
+def adapt_images(raw: Raw, size: int | tuple[int, int] | None = None, channels: int | None = None) -> Raw:
+    """Images resized (bilinear, pixel values kept in their raw range) and/or converted
+    grey <-> RGB, for a model that wants another input than the data has. The
+    image models can do the same inside the model (hyperparameters input_size and
+    channels), which keeps the data as it is; this is the data-side equivalent."""
+    if not size and not channels:
+        return raw
+    if raw.input_kind != "image" or raw.x.ndim != 4:
+        raise ZooError(f"resize and channels apply to image datasets (examples of shape HxWxC); this one is "
+                       f"{raw.input_kind} with examples of shape {raw.x.shape[1:]}")
+    target = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(size or raw.x.shape[1:3])
+    if channels not in (None, 0, 1, 3):
+        raise ZooError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+
+    def convert(x: np.ndarray) -> np.ndarray:
+        dtype = x.dtype
+        if channels and channels != x.shape[-1]:
+            if x.shape[-1] == 1 and channels == 3:
+                x = np.repeat(x, 3, axis=-1)
+            elif x.shape[-1] == 3 and channels == 1:
+                x = (x.astype("float32") @ np.asarray([0.299, 0.587, 0.114], "float32"))[..., None]
+            else:
+                raise ZooError(f"cannot convert {x.shape[-1]}-channel images to {channels} channels")
+        if tuple(x.shape[1:3]) != target:
+            import tensorflow as tf
+
+            x = np.concatenate([tf.image.resize(x[i:i + 4096].astype("float32"), target).numpy()
+                                for i in range(0, len(x), 4096)])
+        if dtype == np.uint8:
+            x = np.clip(np.round(x), 0, 255).astype("uint8")
+        return x.astype(dtype, copy=False)
+
+    test = (convert(raw.test[0]), raw.test[1]) if raw.test is not None else None
+    meta = {**raw.meta, "adapted": {"size": list(target), "channels": channels or int(raw.x.shape[-1])}}
+    return Raw(convert(raw.x), raw.y, raw.task, raw.input_kind, raw.class_names, test, raw.pixel_max, meta)
+
+
 # --- IDX (MNIST-style) ---------------------------------------------------------
 
 IDX_FILES = {
@@ -281,10 +318,83 @@ def read_idx_folder(folder: Path, name: str) -> Raw | None:
                test=(xte[..., None], yte.astype("int64")), pixel_max=255.0, meta={"source": str(folder)})
 
 
+# --- CIFAR-10 python batches ----------------------------------------------------
+
+CIFAR10_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+
+
+def _cifar_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR batch: rows of 3,072 bytes (1,024 red, green, blue) -> NHWC."""
+    import pickle
+
+    try:
+        batch = pickle.loads(data, encoding="bytes")
+        rows = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype="int64")
+        images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    except Exception as exc:  # a bad pickle raises many kinds of errors
+        raise ZooError(f"corrupt CIFAR-10 batch {where!r}: {type(exc).__name__}: {exc}") from None
+    if len(images) != len(labels):
+        raise ZooError(f"CIFAR-10 batch {where!r} has {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def read_cifar10_folder(folder: Path, name: str = "cifar10") -> Raw | None:
+    """CIFAR-10 from its original python version, or None if absent: the folder
+    `cifar-10-batches-py/` (data_batch_1..5, test_batch, batches.meta), found in
+    `folder` itself or beneath it, or the archive cifar-10-python.tar.gz.
+
+    The batches are Python pickles, the format the dataset is published in; read
+    only files you trust.
+    """
+    files: dict[str, bytes] = {}
+    wanted = (*CIFAR10_BATCHES, "test_batch", "batches.meta")
+    for candidate in (folder, folder / "cifar-10-batches-py"):
+        if all((candidate / f).is_file() for f in wanted[:-1]):
+            files = {f: (candidate / f).read_bytes() for f in wanted if (candidate / f).is_file()}
+            where = str(candidate)
+            break
+    else:
+        archive = folder / CIFAR10_ARCHIVE
+        if not archive.is_file():
+            return None
+        import tarfile
+
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for member in tar.getmembers():
+                    base = member.name.rsplit("/", 1)[-1]
+                    if member.isfile() and base in wanted:
+                        files[base] = tar.extractfile(member).read()
+        except (OSError, tarfile.TarError, EOFError) as exc:
+            raise ZooError(f"cannot read {str(archive)!r}: {exc}") from None
+        missing = [f for f in wanted[:-1] if f not in files]
+        if missing:
+            raise ZooError(f"{str(archive)!r} lacks {', '.join(missing)}; is it the CIFAR-10 python version?")
+        where = str(archive)
+    parts = [_cifar_batch(files[f], f"{where}/{f}") for f in CIFAR10_BATCHES]
+    x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    test = _cifar_batch(files["test_batch"], f"{where}/test_batch")
+    names = CIFAR10_CLASS_NAMES
+    if "batches.meta" in files:
+        import pickle
+
+        try:
+            meta = pickle.loads(files["batches.meta"], encoding="bytes")
+            names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"])
+        except Exception as exc:
+            raise ZooError(f"corrupt {where}/batches.meta: {type(exc).__name__}: {exc}") from None
+    return Raw(x, y, "classification", "image", names, test=test, pixel_max=255.0, meta={"source": where})
+
+
+CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
 #: readers for a dataset's original files under the data directory, by name
 LOCAL_READERS: dict[str, Callable[[Path, str], Raw | None]] = {
     "mnist": read_idx_folder,
     "fashion_mnist": read_idx_folder,
+    "cifar10": read_cifar10_folder,
 }
 
 

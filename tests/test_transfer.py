@@ -1,0 +1,119 @@
+"""Transfer learning: reuse a previous run's layers, freeze, replace the head."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import transfer
+from zoo.errors import ZooError
+
+
+@pytest.fixture
+def source_file(tmp_path):
+    model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5)
+    path = tmp_path / "source.keras"
+    model.save(path)
+    return path
+
+
+def test_layers_are_reused_and_the_head_replaced(source_file):
+    source = transfer.load_source(source_file)
+    model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=3)
+    info = transfer.apply(model, source, "all-but-head")
+    assert [n for n in info.copied if not n.startswith("c3_")] == ["c1", "s2", "s4", "c5", "f6"]
+    assert {"c3_select0", "c3_map0", "c3_map15"} <= set(info.copied) and "c3_select15" not in info.copied
+    assert info.fresh == ["output"] and info.frozen == [n for n in info.copied if "select" not in n]
+    for name in info.copied:
+        for new, old in zip(model.get_layer(name).get_weights(), source.model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(new, old)
+    assert model.get_layer("output").trainable and not model.get_layer("c3_map0").trainable
+    assert len(model.trainable_weights) == 2  # the new head's kernel and bias
+
+
+def test_freeze_first_n_weight_layers(source_file):
+    model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5)
+    info = transfer.apply(model, transfer.load_source(source_file), "2")
+    assert info.frozen == ["c1", "s2"] and "output" in info.copied
+    assert [layer.name for layer in model.layers if layer.trainable_weights] == [
+        *(f"c3_map{j}" for j in range(16)), "s4", "c5", "f6", "output"]
+    with pytest.raises(ZooError, match="only 22 layers"):
+        transfer.apply(zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5), transfer.load_source(source_file), 23)
+
+
+def test_parse_freeze():
+    assert transfer.parse_freeze(None) is None and transfer.parse_freeze("none") is None
+    assert transfer.parse_freeze("3") == 3 and transfer.parse_freeze("all_but_head") == "all-but-head"
+    with pytest.raises(ZooError, match="all-but-head"):
+        transfer.parse_freeze("most")
+
+
+def test_hyperparameters_come_from_the_source_with_a_lower_learning_rate(source_file):
+    source = transfer.load_source(source_file)
+    source.config = {"hyperparameters": {"learning_rate": 0.01, "width": 1.0, "epochs": 7, "not_ours": 1}}
+    hp = transfer.hyperparameters(zoo.get_spec("lenet5"), source, {"epochs": 3})
+    assert hp["learning_rate"] == pytest.approx(0.001) and hp["epochs"] == 3
+    assert hp["channels"] == 1  # the source's first convolution saw grey images
+    assert transfer.hyperparameters(zoo.get_spec("lenet5"), source, {"learning_rate": 0.05})["learning_rate"] == 0.05
+
+
+def test_grey_source_reused_on_colour_data(source_file):
+    source = transfer.load_source(source_file)
+    hp = transfer.hyperparameters(zoo.get_spec("lenet5"), source, {})
+    from zoo.spec import DataSpec
+    from zoo.training import build_model
+
+    colour = DataSpec("colour", "classification", (32, 32, 3), num_classes=4, input_kind="image")
+    model = build_model(zoo.get_spec("lenet5"), hp, colour)
+    assert model.get_layer("rgb_to_grey").output.shape[-1] == 1
+    assert "c1" in transfer.apply(model, source, None).copied
+
+
+def test_unusable_sources_are_user_errors(tmp_path, source_file):
+    with pytest.raises(ZooError, match="does not exist"):
+        transfer.load_source(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ZooError, match="no .keras"):
+        transfer.load_source(tmp_path / "empty")
+    mlp = zoo.build("mlp", input_shape=(4,), num_classes=3)
+    with pytest.raises(ZooError, match="no layer"):
+        transfer.apply(mlp, transfer.load_source(source_file), None)
+
+
+def _digits_halves(tmp_path):
+    """Digits 0-4 (pretraining) and 5-9 (the new task: 100 labelled images, the rest for testing)."""
+    import sklearn.datasets
+
+    digits = sklearn.datasets.load_digits()
+    x = np.round(digits.data.reshape(-1, 8, 8) * 255 / 16).astype("uint8")
+    y = digits.target
+    low, high = y < 5, y >= 5
+    np.savez(tmp_path / "low.npz", x=x[low], y=y[low])
+    xb, yb = x[high], y[high] - 5
+    np.savez(tmp_path / "high.npz", x_train=xb[:100], y_train=yb[:100], x_test=xb[100:], y_test=yb[100:])
+    return f"npz:{tmp_path / 'low.npz'}", f"npz:{tmp_path / 'high.npz'}"
+
+
+def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
+    """Pretrain LeNet-5 on 0-4, fine-tune it (through the CLI's --from) on 20
+    images of 5-9; the same budget from scratch (same seed, epochs, batch size,
+    learning rate) does clearly worse."""
+    from zoo.cli import main
+    from zoo.training import train
+
+    low, high = _digits_halves(tmp_path)
+    runs = tmp_path / "runs"
+    source = train("lenet5_modern", low, runs_dir=runs, verbose=0, epochs=8, seed=0)
+    budget = {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "limit": 20}
+    assert main(["train", "lenet5_modern", "-d", high, "--from", str(source.dir), "--runs-dir", str(runs),
+                 "--run-name", "tuned", "--epochs", "3", "--batch-size", "8", "--lr", "0.003", "--limit", "20",
+                 "-q"]) == 0
+    scratch = train("lenet5_modern", high, runs_dir=runs, verbose=0, seed=0, **budget)
+    config = json.loads((runs / "tuned" / "config.json").read_text())
+    tuned = json.loads((runs / "tuned" / "metrics.json").read_text())
+    assert config["transfer"]["fresh"] == ["output"]  # another dataset's classes: a new head
+    assert config["transfer"]["copied"] == ["c1", "c3", "c5", "f6"]
+    assert tuned["test_accuracy"] > scratch.metrics["test_accuracy"] + 0.1

@@ -1,0 +1,170 @@
+"""What an image classifier got wrong, written into its run directory after training:
+
+    confusion_matrix.png / .json   test-set confusion matrix (rows: true, columns: predicted)
+    misclassified.png              a grid of misclassified test images, "true -> predicted"
+    filters.png                    the first convolutional layer's filters
+
+Registered on zoo.training.REPORTS; it does nothing for other models or data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: at most this many misclassified images and first-layer filters are drawn
+MAX_IMAGES = 36
+MAX_FILTERS = 64
+
+
+def is_image_classifier(run: Any) -> bool:
+    spec = run.data_spec
+    return (run.config.get("task") == "classification" and spec.input_kind == "image"
+            and run.model is not None and run.dataset is not None)
+
+
+def predictions(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predicted class indices (sigmoid outputs thresholded at 0.5)."""
+    p = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    return (p.reshape(-1) > 0.5).astype("int64") if p.shape[-1] == 1 else p.argmax(axis=-1)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    m = np.zeros((num_classes, num_classes), dtype="int64")
+    np.add.at(m, (y_true.astype("int64"), y_pred.astype("int64")), 1)
+    return m
+
+
+def image_classifier_report(run: Any) -> None:
+    """Write the confusion matrix, misclassified grid and first-layer filters."""
+    if not is_image_classifier(run):
+        return
+    x, y = run.dataset.arrays["test"]
+    names = list(run.data_spec.class_names or [str(i) for i in range(int(run.data_spec.num_classes or 2))])
+    pred = predictions(run.model, x)
+    matrix = confusion_matrix(y, pred, len(names))
+    write_confusion(matrix, names, run.dir)
+    write_misclassified(x, y, pred, names, run.dir / "misclassified.png", run.data_spec.value_range)
+    write_filters(run.model, run.dir / "filters.png")
+
+
+def write_confusion(matrix: np.ndarray, names: list[str], run_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    total = int(matrix.sum())
+    data = {"labels": names, "matrix": matrix.tolist(), "rows": "true class", "columns": "predicted class",
+            "accuracy": float(np.trace(matrix) / total) if total else None,
+            "per_class_recall": [float(r[i] / r.sum()) if r.sum() else None for i, r in enumerate(matrix)]}
+    (run_dir / "confusion_matrix.json").write_text(json.dumps(data, indent=2))
+    n = len(names)
+    side = min(12, 2 + 0.5 * n)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        top = matrix.max() or 1
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if matrix[i, j] > top / 2 else "black")
+    ax.set_title(f"test confusion matrix (accuracy {data['accuracy']:.3f})" if total else "test confusion matrix")
+    fig.tight_layout()
+    fig.savefig(run_dir / "confusion_matrix.png", dpi=100)
+    plt.close(fig)
+
+
+def _displayable(image: np.ndarray, value_range) -> np.ndarray:
+    img = image.astype("float32")
+    if value_range:
+        lo, hi = value_range
+        img = (img - lo) / ((hi - lo) or 1.0)
+    else:  # standardised pixels: stretch to [0, 1]
+        img = (img - img.min()) / ((img.max() - img.min()) or 1.0)
+    img = np.clip(img, 0, 1)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    elif img.ndim == 3 and img.shape[-1] != 3:
+        img = img.mean(axis=-1)
+    return img
+
+
+def write_misclassified(x: np.ndarray, y: np.ndarray, pred: np.ndarray, names: list[str], path: Path,
+                        value_range=None) -> int:
+    """A grid of up to MAX_IMAGES wrong test predictions; returns how many are wrong."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wrong = np.flatnonzero(pred != y)
+    shown = wrong[:MAX_IMAGES]
+    cols = max(1, min(6, len(shown)))
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, shown):
+        ax.imshow(_displayable(x[i], value_range), cmap="gray")
+        ax.set_title(f"true {names[int(y[i])]}\npred {names[int(pred[i])]}", fontsize=8)
+    if not len(shown):
+        axes[0, 0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
+    fig.suptitle(f"misclassified test images: {len(wrong)} of {len(y)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return int(len(wrong))
+
+
+def first_conv_kernel(model) -> tuple[str, np.ndarray] | None:
+    """(layer name, kernel kh x kw x in x out) of the first trainable 2-D convolution."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found = first_conv_kernel(layer)
+            if found:
+                return found
+        kernel = getattr(layer, "kernel", None)
+        if layer.trainable and kernel is not None and len(kernel.shape) == 4:
+            return layer.name, np.asarray(keras.ops.convert_to_numpy(kernel))
+    return None
+
+
+def write_filters(model, path: Path) -> bool:
+    """The first convolutional layer's filters as small images (RGB when the
+    layer sees three channels, else averaged over its input channels)."""
+    found = first_conv_kernel(model)
+    if found is None:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, kernel = found
+    count = min(kernel.shape[-1], MAX_FILTERS)
+    cols = min(8, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, ax in zip(range(count), axes.flat):
+        f = kernel[..., k]
+        f = f if f.shape[-1] == 3 else f.mean(axis=-1)
+        f = (f - f.min()) / ((f.max() - f.min()) or 1.0)
+        ax.imshow(f, cmap=None if f.ndim == 3 else "gray", interpolation="nearest")
+    fig.suptitle(f"first convolution {name!r}: {kernel.shape[-1]} filters {kernel.shape[0]}x{kernel.shape[1]}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
