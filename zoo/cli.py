@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from zoo import scale
 from zoo.errors import ZooError
 
 #: extra sub-commands added by other modules: name -> (add_arguments, run)
@@ -75,6 +76,7 @@ def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
     p.add_argument("--dataset", help="count parameters for this dataset (default: the model's default dataset)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    scale.add_arguments(p)
 
 
 @command("info", _info_args)
@@ -94,6 +96,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         model = build_model(spec, spec.resolve(), data_spec)
         info["parameters"] = {"dataset": dataset, "input_shape": list(data_spec.input_shape),
                               "count": int(model.count_params())}
+    info["runtime"] = scale.describe_runtime(**scale.options(args))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -103,6 +106,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if "parameters" in info:
         p = info["parameters"]
         print(f"{'parameters':16} {p['count']:,} (on {p['dataset']}, input {tuple(p['input_shape'])})")
+    print(f"{'runtime':16} {info['runtime']['summary']}")
     print("defaults:")
     for k, v in info["defaults"].items():
         print(f"  {k:18} {v}")
@@ -187,6 +191,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-name", help="run directory name; re-running an interrupted run with it resumes")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    scale.add_arguments(p)
 
 
 @command("train", _train_args)
@@ -196,8 +201,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
-                **data_options(args), **hp_options(args))
-    print(f"run directory: {run.dir}")
+                **data_options(args), **hp_options(args), **scale.options(args))
+    if not run.config["distribution"]["chief"]:
+        print(f"worker {run.config['distribution']['worker_index']}: worker 0 (the chief) writes the run directory")
+    else:
+        print(f"run directory: {run.dir}")
     for k, v in run.metrics.items():
         print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")
     return 0

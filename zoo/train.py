@@ -172,12 +172,13 @@ def sparse_categorical_hinge(y_true, y_pred):
     return keras.losses.categorical_hinge(y_true, y_pred)
 
 
-def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int) -> None:
+def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int,
+                  jit_compile: bool | str = "auto") -> None:
     task = task_for(spec, data_spec)
     args = loss_and_metrics(task, data_spec, hp["loss"])
     if spec.compile_args is not None:
         args.update(spec.compile_args(hp, data_spec))
-    model.compile(optimizer=make_optimizer(hp, steps_per_epoch), **args)
+    model.compile(optimizer=make_optimizer(hp, steps_per_epoch), jit_compile=jit_compile, **args)
 
 
 # --- the run ---------------------------------------------------------------------
@@ -240,16 +241,23 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           run_name: str | None = None, seed: int = 0, data_dir: str | None = None,
           split: tuple[float, float, float] | None = None, limit: int | None = None,
           dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
-          verbose: Any = "auto", callbacks: Sequence[Any] = (), **hyperparameters: Any) -> Run:
+          verbose: Any = "auto", callbacks: Sequence[Any] = (), device: str = "auto", precision: str = "auto",
+          xla: bool | None = None, distribute: str | None = None, **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
 
     `hyperparameters` override the spec's defaults (epochs, batch_size,
     optimizer, learning_rate, depth, ...). The same seed gives the same metrics
     on the same machine. A re-run with the same `run_name` after an interruption
     resumes from the last finished epoch.
+
+    `device`, `precision`, `xla` and `distribute` choose where and how it computes
+    (see zoo.scale); under `distribute` the batch size is the global batch size.
     """
+    from zoo import scale
+
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     hp = spec.resolve(hyperparameters)
+    runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
     set_seed(seed)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
@@ -260,23 +268,27 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
-    keras_model = build_model(spec, hp, data_spec)
     targets = "inputs" if task == "reconstruction" else "labels"
     batch_size = int(hp["batch_size"])
+    with runtime.scope():  # dtype policy and tf.distribute strategy around build and compile
+        keras_model = build_model(spec, hp, data_spec)
+        runtime.check_model(spec, keras_model)
+        compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
+                      jit_compile=runtime.jit_compile)
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
-    compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
-    run_dir = _run_dir(runs_dir, spec.name, data_spec.name, run_name)
+    run_dir = runtime.write_dir(_run_dir(runs_dir, spec.name, data_spec.name, run_name))  # non-chief: a temp dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"model": spec.name, "family": spec.family, "task": task, "dataset": data_spec.name, "seed": seed,
               "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
-              "data_spec": data_spec.to_json(), "versions": versions(),
+              "data_spec": data_spec.to_json(), "versions": versions(), **runtime.to_config(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _write_json(run_dir / "config.json", config)
 
     if spec.pretrain is not None:
         spec.pretrain(keras_model, dataset, hp, run_dir)
+    runtime.prepare_fit(keras_model, train_ds)  # under a strategy: build state without Keras peeking at a batch
     started = time.perf_counter()
     fit = keras_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
                           callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
@@ -303,6 +315,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     learning_curves(history, run_dir / "learning_curves.png", title=f"{spec.name} on {data_spec.name}")
     for report in REPORTS:
         report(run)
+    runtime.finish(run_dir)  # a non-chief worker removes its temporary directory
     return run
 
 
