@@ -19,8 +19,11 @@ Defaults ("auto") are the fastest correct choice for the device found:
     in float32, so training stays stable. Older GPUs have no float16 speed-up: float32.
     bfloat16 is offered (`mixed_bfloat16`) for TPUs and CPUs with AMX, where it helps;
     on GPUs float16 with tensor cores is at least as fast and Keras recommends it.
-  * XLA: Keras's own "auto" (on TensorFlow: XLA on a GPU, not on a CPU and not under
-    tf.distribute; on JAX every step is XLA-compiled by jax.jit anyway).
+  * XLA: off on TensorFlow. Seeded runs enable TF op determinism (the same seed gives
+    the same metrics), and Keras compiles nothing with XLA under it; `--xla` turns XLA
+    on and op determinism off for that run. On a CPU XLA is slower anyway (measured);
+    on a GPU it is usually faster, so `--xla` is the flag to try there. On JAX every
+    step is XLA-compiled by jax.jit whatever the flag says (`--no-xla` runs eagerly).
 
 A model whose family trains with a custom `train_step`/`test_step` or a pretraining
 hook is refused under tf.distribute and on the JAX backend unless its spec declares
@@ -72,6 +75,13 @@ class Runtime:
     num_workers: int = 1
     worker_index: int = 0
     strategy: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether TensorFlow ops run deterministically (seeded runs repeat exactly).
+        Keras compiles nothing with XLA under op determinism, so `--xla` on TensorFlow
+        turns it off for the run."""
+        return not (self.backend == "tensorflow" and self.jit_compile is True)
 
     @property
     def is_chief(self) -> bool:
@@ -153,7 +163,7 @@ class Runtime:
         return {
             "runtime": {"backend": self.backend, "device": self.device, "devices": list(self.devices),
                         "precision": self.precision, "compilation": self.compilation,
-                        "jit_compile": self.jit_compile},
+                        "jit_compile": self.jit_compile, "deterministic": self.deterministic},
             "distribution": {"strategy": self.distribution, "num_workers": self.num_workers,
                              "worker_index": self.worker_index, "num_replicas": self.num_replicas,
                              "chief": self.is_chief},
@@ -163,6 +173,7 @@ class Runtime:
         """A JSON-able summary (for `zoo info`, `zoo doctor`)."""
         return {"backend": self.backend, "device": self.device, "devices": list(self.devices),
                 "precision": self.precision, "compilation": self.compilation, "jit_compile": self.jit_compile,
+                "deterministic": self.deterministic,
                 "distribution": self.distribution, "num_workers": self.num_workers,
                 "num_replicas": self.num_replicas}
 
@@ -306,10 +317,8 @@ def _resolve(device: str, precision: str, xla: bool | None, distribute: str | No
     jit_compile: bool | str = "auto" if xla is None else bool(xla)
     if name == "jax":
         compilation = "XLA (jax.jit)" if jit_compile in ("auto", True) else "none (eager JAX)"
-    elif jit_compile == "auto":
-        compilation = "XLA" if kind == "gpu" and distribute == "none" else "no XLA"
-    else:
-        compilation = "XLA" if jit_compile else "no XLA"
+    else:  # Keras's "auto" turns XLA off under TF op determinism, which seeded runs use
+        compilation = "XLA" if jit_compile is True else "no XLA"
 
     strategy = None
     if apply:
@@ -432,7 +441,8 @@ def add_arguments(p: Any) -> None:
     g.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: mixed_float16 on GPUs with tensor cores, else float32")
     g.add_argument("--xla", default=None, action=argparse.BooleanOptionalAction,
-                   help="compile with XLA (default: Keras's choice, on for a GPU, off for a CPU)")
+                   help="compile with XLA (default off on TensorFlow: XLA skips op determinism, so "
+                        "seeded runs no longer repeat bit for bit; always on with JAX)")
     g.add_argument("--distribute", default="none", choices=DISTRIBUTIONS,
                    help="mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG "
                         "(--batch-size is the global batch size)")

@@ -88,13 +88,19 @@ class Run:
 # --- reproducibility -------------------------------------------------------------
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic."""
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic (unless
+    `deterministic=False`: Keras compiles nothing with XLA under op determinism)."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:  # TensorFlow has no public API to turn it off again
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
 
 
 # --- build and compile -----------------------------------------------------------
@@ -258,7 +264,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     hp = spec.resolve(hyperparameters)
     runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
-    set_seed(seed)
+    set_seed(seed, deterministic=runtime.deterministic)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
         if name is None:
