@@ -111,10 +111,12 @@ def run_zoo(kind, args, precision="auto", xla=None):
     return timer.times
 
 
-def run_torch(kind, args, **_):
+def run_torch(kind, args, threads=None, **_):
     import torch
     from torch import nn
 
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     (x, y), (xv, yv) = arrays(args.n, args.n_val)
     x, y, xv, yv = (torch.from_numpy(a) for a in (x.transpose(0, 3, 1, 2).copy(), y,
@@ -155,6 +157,9 @@ ROWS = {
     "zoo-jax": ("zoo", "jax", {}),
     "keras-jax": ("keras", "jax", {}),
     "torch": ("torch", None, {}),
+    # one intra-op thread: on a machine shared with other jobs, OpenMP's spinning barriers
+    # make torch's default (one thread per core) two orders of magnitude slower (measured)
+    "torch-1thread": ("torch", None, {"threads": 1}),
 }
 
 
@@ -214,7 +219,8 @@ def main() -> None:
     for model in args.models.split(","):
         results = {row: measure(row, model, args) for row in args.rows.split(",")}
         torch_rate = results.get("torch", (None, ""))[0]
-        print(f"\n{model}: samples/s   vs bare Keras (same backend)   vs PyTorch")
+        torch_best = results.get("torch-1thread", (None, ""))[0]
+        print(f"\n{model}: samples/s   vs bare Keras (same backend)   vs PyTorch   vs PyTorch 1 thread")
         for row, (rate, note) in results.items():
             if rate is None:
                 print(f"  {row:22s} {'-':>9}   {note}")
@@ -223,6 +229,7 @@ def main() -> None:
             bare = results.get(f"keras-{backend}", (None, ""))[0]
             vs_keras = f"{rate / bare:6.3f}" if bare and not row.startswith("keras") else "     -"
             vs_torch = f"{rate / torch_rate:6.3f}" if torch_rate else "     -"
+            vs_torch += f"   {rate / torch_best:6.3f}" if torch_best else ""
             print(f"  {row:22s} {rate:9.0f}   {vs_keras:>27}   {vs_torch:>9}")
     print(f"\n# load average at end: {os.getloadavg()[0]:.1f} (other jobs share this machine)")
 
