@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from zoo import scale
 from zoo.errors import ZooError
 
 #: extra sub-commands added by other modules: name -> (add_arguments, run)
@@ -75,6 +76,7 @@ def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
     p.add_argument("--dataset", help="count parameters for this dataset (default: the model's default dataset)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    scale.add_arguments(p)
 
 
 @command("info", _info_args)
@@ -94,6 +96,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         model = build_model(spec, spec.resolve(), data_spec)
         info["parameters"] = {"dataset": dataset, "input_shape": list(data_spec.input_shape),
                               "count": int(model.count_params())}
+    info["runtime"] = scale.describe_runtime(**scale.options(args))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -103,6 +106,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if "parameters" in info:
         p = info["parameters"]
         print(f"{'parameters':16} {p['count']:,} (on {p['dataset']}, input {tuple(p['input_shape'])})")
+    print(f"{'runtime':16} {info['runtime']['summary']}")
     print("defaults:")
     for k, v in info["defaults"].items():
         print(f"  {k:18} {v}")
@@ -196,6 +200,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     from zoo.adversarial import add_train_arguments
 
     add_train_arguments(p)
+    scale.add_arguments(p)
 
 
 @command("train", _train_args)
@@ -209,8 +214,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
                 augment=args.augment, from_run=args.from_run, freeze=args.freeze,
-                **data_options(args), **hp_options(args), **train_options(args))
-    print(f"run directory: {run.dir}")
+                **data_options(args), **hp_options(args), **train_options(args), **scale.options(args))
+    if not run.config["distribution"]["chief"]:
+        print(f"worker {run.config['distribution']['worker_index']}: worker 0 (the chief) writes the run directory")
+    else:
+        print(f"run directory: {run.dir}")
     for k, v in run.metrics.items():
         if isinstance(v, dict):  # e.g. robustness: print its figures one per line
             for kk, vv in v.items():

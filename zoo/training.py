@@ -90,13 +90,19 @@ class Run:
 # --- reproducibility -------------------------------------------------------------
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic."""
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic (unless
+    `deterministic=False`: Keras compiles nothing with XLA under op determinism)."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:  # TensorFlow has no public API to turn it off again
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
 
 
 # --- build and compile -----------------------------------------------------------
@@ -174,12 +180,13 @@ def sparse_categorical_hinge(y_true, y_pred):
     return keras.losses.categorical_hinge(y_true, y_pred)
 
 
-def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int) -> None:
+def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int,
+                  jit_compile: bool | str = "auto") -> None:
     task = task_for(spec, data_spec)
     args = loss_and_metrics(task, data_spec, hp["loss"])
     if spec.compile_args is not None:
         args.update(spec.compile_args(hp, data_spec))
-    model.compile(optimizer=make_optimizer(hp, steps_per_epoch), **args)
+    model.compile(optimizer=make_optimizer(hp, steps_per_epoch), jit_compile=jit_compile, **args)
 
 
 def build_and_compile(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec):
@@ -284,7 +291,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
           verbose: Any = "auto", callbacks: Sequence[Any] = (), adversarial: Any = None,
           augment: str | Sequence[str] | None = None, from_run: str | Path | None = None,
-          freeze: str | int | None = None, **hyperparameters: Any) -> Run:
+          freeze: str | int | None = None, device: str = "auto", precision: str = "auto",
+          xla: bool | None = None, distribute: str | None = None, **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
 
     `hyperparameters` override the spec's defaults (epochs, batch_size,
@@ -299,7 +307,12 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     `augment` names image augmentations for the training split (see zoo.augment).
     `from_run` starts from a previous run's (or a .keras model's) layers, with the
     first N weight layers or all but the head frozen by `freeze` (see zoo.transfer).
+
+    `device`, `precision`, `xla` and `distribute` choose where and how it computes
+    (see zoo.scale); under `distribute` the batch size is the global batch size.
     """
+    from zoo import scale
+
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     if augment:
         from zoo.augment import apply as augment_pipeline
@@ -316,7 +329,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         hp = transfer.hyperparameters(spec, source, hyperparameters)
     else:
         hp = spec.resolve(hyperparameters)
-    set_seed(seed)
+    runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
+    set_seed(seed, deterministic=runtime.deterministic)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
         if name is None:
@@ -326,26 +340,29 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
-    keras_model = build_model(spec, hp, data_spec)
-    transferred = transfer.apply(keras_model, source, freeze, data_spec) if source is not None else None
-    fit_model, attack = keras_model, None
-    if adversarial:  # fit a wrapper whose train_step adds adversarial examples; save the classifier
-        from zoo import adversarial as adv
-
-        fit_model, attack = adv.wrap(keras_model, adversarial, data_spec, task, seed)
     targets = "inputs" if task == "reconstruction" else "labels"
     batch_size = int(hp["batch_size"])
+    with runtime.scope():  # dtype policy and tf.distribute strategy around build and compile
+        keras_model = build_model(spec, hp, data_spec)
+        transferred = transfer.apply(keras_model, source, freeze, data_spec) if source is not None else None
+        fit_model, attack = keras_model, None
+        if adversarial:  # fit a wrapper whose train_step adds adversarial examples; save the classifier
+            from zoo import adversarial as adv
+
+            fit_model, attack = adv.wrap(keras_model, adversarial, data_spec, task, seed)
+        runtime.check_model(spec, fit_model)
+        compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
+                      jit_compile=runtime.jit_compile)
     train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
     if augment:
         train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
     val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
-    compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
-    run_dir = _run_dir(runs_dir, spec.name, data_spec.name, run_name)
+    run_dir = runtime.write_dir(_run_dir(runs_dir, spec.name, data_spec.name, run_name))  # non-chief: a temp dir
     _prepare_run_dir(run_dir)
     config = {"model": spec.name, "family": spec.family, "task": task, "dataset": data_spec.name, "seed": seed,
               "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
-              "data_spec": data_spec.to_json(), "versions": versions(),
+              "data_spec": data_spec.to_json(), "versions": versions(), **runtime.to_config(),
               **({"adversarial": attack.to_json()} if attack else {}),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if augment:
@@ -356,6 +373,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
 
     if spec.pretrain is not None:
         spec.pretrain(keras_model, dataset, hp, run_dir)
+    runtime.prepare_fit(fit_model, train_ds)  # under a strategy: build state without Keras peeking at a batch
     started = time.perf_counter()
     fit = fit_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
                         callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
@@ -384,6 +402,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         adv.after_training(run, attack)
     for report in REPORTS:
         report(run)
+    runtime.finish(run_dir)  # a non-chief worker removes its temporary directory
     return run
 
 

@@ -1,0 +1,238 @@
+"""Training throughput (samples/s): `zoo train` against bare Keras and plain PyTorch.
+
+    python benchmarks/throughput.py                 # all rows, MNIST-shaped random arrays
+    python benchmarks/throughput.py --quick         # fewer examples and epochs
+
+Models: an MLP (the zoo's `mlp` at its defaults: 2 x 64 ReLU) and LeNet-5 (the layer
+plan below; the zoo row uses the `lenet5` plugin when it is installed). Rows:
+  zoo-<backend>[-option]  zoo.train.train (the `zoo train` path: tf.data pipeline,
+                          callbacks, checkpoints) on that Keras backend
+  keras-<backend>         the same model in a bare Keras script, model.fit on the arrays
+  torch                   the same model in plain PyTorch on the CPU (needs torch)
+Each row runs in its own process (one Keras backend per process). Throughput counts
+training examples over the epochs after the first (which includes tracing/compiling),
+validation included in every row. Figures are printed with their ratios to bare Keras
+on the same backend and to PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def arrays(n_train: int, n_val: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((n_train + n_val, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n_train + n_val).astype("int64")
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def keras_model(kind: str):
+    """The bare-Keras twin of the zoo model (same layers, same initialisers)."""
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    if kind == "mlp":
+        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Dense(64, activation="relu")(x)
+        x = keras.layers.Dense(64, activation="relu")(x)
+    else:  # LeNet-5 (LeCun et al. 1998) on 28x28: C1 pads to keep 28x28 like the 32x32 original's C1 output
+        x = keras.layers.Conv2D(6, 5, padding="same", activation="tanh", name="c1")(inputs)
+        x = keras.layers.AveragePooling2D(2, name="s2")(x)
+        x = keras.layers.Conv2D(16, 5, activation="tanh", name="c3")(x)
+        x = keras.layers.AveragePooling2D(2, name="s4")(x)
+        x = keras.layers.Conv2D(120, 5, activation="tanh", name="c5")(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(84, activation="tanh", name="f6")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._t)
+
+    return EpochTimer()
+
+
+def run_keras(kind, args, **_):
+    import keras
+
+    (x, y), val = arrays(args.n, args.n_val)
+    keras.utils.set_random_seed(0)
+    model = keras_model(kind)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    timer = _timer()
+    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, validation_data=val, verbose=0,
+              callbacks=[timer])
+    return timer.times
+
+
+def run_zoo(kind, args, precision="auto", xla=None):
+    from zoo.data import Dataset
+    from zoo.registry import get_spec, names
+    from zoo.spec import DataSpec
+    from zoo.train import train
+
+    model = {"mlp": "mlp", "lenet": "lenet5"}[kind]
+    if model not in names():
+        return None
+    (x, y), val = arrays(args.n, args.n_val)
+    spec = DataSpec("random-mnist", "classification", (28, 28, 1), num_classes=10, input_kind="image",
+                    value_range=(0.0, 1.0), sizes={"train": len(x), "val": len(val[0]), "test": len(val[0])})
+    dataset = Dataset(spec, {"train": (x, y), "val": val, "test": val}, batch_size=args.batch_size)
+    timer = _timer()
+    hp = {"optimizer": "adam", "learning_rate": 1e-3} if model == "lenet5" else {}
+    with tempfile.TemporaryDirectory() as runs:
+        train(get_spec(model), dataset, runs_dir=runs, epochs=args.epochs, batch_size=args.batch_size, patience=0,
+              verbose=0, callbacks=[timer], precision=precision, xla=xla, **hp)
+    return timer.times
+
+
+def run_torch(kind, args, threads=None, **_):
+    import torch
+    from torch import nn
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    (x, y), (xv, yv) = arrays(args.n, args.n_val)
+    x, y, xv, yv = (torch.from_numpy(a) for a in (x.transpose(0, 3, 1, 2).copy(), y,
+                                                   xv.transpose(0, 3, 1, 2).copy(), yv))
+    if kind == "mlp":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                              nn.Linear(64, 10))
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5),
+                              nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(),
+                              nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    times = []
+    b = args.batch_size
+    for _ in range(args.epochs):
+        t = time.perf_counter()
+        model.train()
+        for idx in torch.randperm(len(x)).split(b):
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            correct = sum(int((model(xv[i:i + b]).argmax(1) == yv[i:i + b]).sum()) for i in range(0, len(xv), b))
+        assert 0 <= correct <= len(xv)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+ROWS = {
+    # name: (runner, keras backend, options)
+    "zoo-tensorflow": ("zoo", "tensorflow", {}),
+    "zoo-tensorflow-xla": ("zoo", "tensorflow", {"xla": True}),
+    "zoo-tensorflow-bf16": ("zoo", "tensorflow", {"precision": "mixed_bfloat16"}),
+    "keras-tensorflow": ("keras", "tensorflow", {}),
+    "zoo-jax": ("zoo", "jax", {}),
+    "keras-jax": ("keras", "jax", {}),
+    "torch": ("torch", None, {}),
+    # one intra-op thread: on a machine shared with other jobs, OpenMP's spinning barriers
+    # make torch's default (one thread per core) two orders of magnitude slower (measured)
+    "torch-1thread": ("torch", None, {"threads": 1}),
+}
+
+
+def child(args) -> None:
+    runner, _, options = ROWS[args.row]
+    times = {"zoo": run_zoo, "keras": run_keras, "torch": run_torch}[runner](args.model, args, **options)
+    print("RESULT " + json.dumps(times))
+
+
+def measure(row: str, model: str, args) -> tuple[float | None, str]:
+    runner, backend, _ = ROWS[row]
+    if runner == "torch" and importlib.util.find_spec("torch") is None:
+        return None, "torch not installed"
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        return None, "jax not installed"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    cmd = [sys.executable, __file__, "--child", "--row", row, "--model", model, "--n", str(args.n),
+           "--n-val", str(args.n_val), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {args.timeout}s"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+    times = json.loads(lines[-1][7:])
+    if times is None:
+        return None, "zoo plugin not installed"
+    steady = times[1:] or times
+    return args.n / statistics.median(steady), ""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="mlp,lenet")
+    p.add_argument("--rows", default=",".join(ROWS))
+    p.add_argument("--n", type=int, default=12000, help="training examples")
+    p.add_argument("--n-val", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--timeout", type=int, default=900)
+    p.add_argument("--quick", action="store_true", help="4000 examples, 3 epochs")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--row", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.quick:
+        args.n, args.n_val, args.epochs = 4000, 1000, 3
+    print(f"# {args.n} training + {args.n_val} validation examples of 28x28x1, batch {args.batch_size}, "
+          f"{args.epochs} epochs (first excluded), {os.cpu_count()} CPU cores; load average at start: "
+          f"{os.getloadavg()[0]:.1f}")
+    for model in args.models.split(","):
+        results = {row: measure(row, model, args) for row in args.rows.split(",")}
+        torch_rate = results.get("torch", (None, ""))[0]
+        torch_best = results.get("torch-1thread", (None, ""))[0]
+        print(f"\n{model}: samples/s   vs bare Keras (same backend)   vs PyTorch   vs PyTorch 1 thread")
+        for row, (rate, note) in results.items():
+            if rate is None:
+                print(f"  {row:22s} {'-':>9}   {note}")
+                continue
+            backend = ROWS[row][1]
+            bare = results.get(f"keras-{backend}", (None, ""))[0]
+            vs_keras = f"{rate / bare:6.3f}" if bare and not row.startswith("keras") else "     -"
+            vs_torch = f"{rate / torch_rate:6.3f}" if torch_rate else "     -"
+            vs_torch += f"   {rate / torch_best:6.3f}" if torch_best else ""
+            print(f"  {row:22s} {rate:9.0f}   {vs_keras:>27}   {vs_torch:>9}")
+    print(f"\n# load average at end: {os.getloadavg()[0]:.1f} (other jobs share this machine)")
+
+
+if __name__ == "__main__":
+    main()
