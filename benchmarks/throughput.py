@@ -5,7 +5,7 @@
 
 Models: an MLP (the zoo's `mlp` at its defaults: 2 x 64 ReLU) and LeNet-5 (the layer
 plan below; the zoo row uses the `lenet5` plugin when it is installed). Rows:
-  zoo-<backend>[-option]  zoo.train.train (the `zoo train` path: tf.data pipeline,
+  zoo-<backend>[-option]  zoo.training.train (the `zoo train` path: tf.data pipeline,
                           callbacks, checkpoints) on that Keras backend
   keras-<backend>         the same model in a bare Keras script, model.fit on the arrays
   torch                   the same model in plain PyTorch on the CPU (needs torch)
@@ -94,7 +94,7 @@ def run_zoo(kind, args, precision="auto", xla=None):
     from zoo.data import Dataset
     from zoo.registry import get_spec, names
     from zoo.spec import DataSpec
-    from zoo.train import train
+    from zoo.training import train
 
     model = {"mlp": "mlp", "lenet": "lenet5"}[kind]
     if model not in names():

@@ -7,6 +7,11 @@ disables keras.backend.clear_session between trials (for comparison).
 
     python benchmarks/tuning_memory.py
     python benchmarks/tuning_memory.py --trials 40 --no-clear
+    python benchmarks/tuning_memory.py --trials-per-process 8
+
+With `--trials-per-process N` the sweep runs N trials per fresh process (the
+`zoo tune --trials-per-process` option); it prints the peak resident memory
+of those processes and of this one, which does not import TensorFlow.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ def main() -> None:
     p.add_argument("--dataset", default="xor")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--no-clear", action="store_true", help="skip keras.backend.clear_session between trials")
+    p.add_argument("--trials-per-process", type=int, help="run the sweep N trials per fresh process")
     args = p.parse_args()
+    if args.trials_per_process:
+        return in_processes(args)
 
     import keras
 
@@ -66,6 +74,23 @@ def main() -> None:
     print(f"rss after trial 1: {rss[0]:.1f} MiB, after trial {len(rss) // 2 + 1}: {half[0]:.1f} MiB, "
           f"last: {rss[-1]:.1f} MiB, max: {max(rss):.1f} MiB")
     print(f"growth over the second half: {slope:+.2f} MiB per trial")
+
+
+def in_processes(args: argparse.Namespace) -> None:
+    import resource
+    import sys
+
+    from zoo.tuning import tune
+
+    started = time.perf_counter()
+    print(f"before the sweep: rss {rss_mib():.1f} MiB")
+    sweep = tune("mlp", args.dataset, max_trials=args.trials, epochs=args.epochs, runs_dir=tempfile.mkdtemp(prefix="tmem-"),
+                 retrain=False, plots=False, space={"units": "8..64:8", "depth": "1..3"},
+                 trials_per_process=args.trials_per_process)
+    children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"trials: {len(sweep.rows)} in batches of {args.trials_per_process}, {time.perf_counter() - started:.0f} s")
+    print(f"peak rss of a trial process: {children_peak:.1f} MiB (largest over all batches)")
+    print(f"this process: {rss_mib():.1f} MiB, TensorFlow imported here: {'tensorflow' in sys.modules}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 from zoo import scale
 from zoo.errors import ZooError
 from zoo.spec import DataSpec, ModelSpec
-from zoo.train import train
+from zoo.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 2, "patience": 0, "units": 8, "verbose": 0}
@@ -144,7 +144,7 @@ def test_train_with_mixed_bfloat16_records_it_and_restores_the_policy(runs_dir):
 
 def test_xla_flag_reaches_compile():
     from zoo.registry import get_spec
-    from zoo.train import build_model, compile_model, set_seed
+    from zoo.training import build_model, compile_model, set_seed
 
     spec = get_spec("perceptron")
     hp = spec.resolve()
@@ -218,7 +218,7 @@ def _free_port() -> int:
 
 WORKER = textwrap.dedent("""
     import json, sys
-    from zoo.train import train
+    from zoo.training import train
     run = train("mlp", "iris", runs_dir=sys.argv[1], run_name="mw", epochs=2, patience=0, units=8, verbose=0,
                 distribute="multiworker")
     print("RESULT " + json.dumps({"history": run.history, "metrics": run.metrics,
@@ -302,7 +302,7 @@ def test_train_flags_reach_the_run(tmp_path, capsys):
 JAX_SCRIPT = textwrap.dedent("""
     import json, sys
     import keras, numpy as np
-    from zoo.train import train
+    from zoo.training import train
     assert keras.config.backend() == "jax", keras.config.backend()
     run = train(sys.argv[2], "iris", runs_dir=sys.argv[1], epochs=2, patience=0, units=8, verbose=0)
     x = run.dataset.arrays["test"][0][:5]

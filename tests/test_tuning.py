@@ -375,3 +375,12 @@ def test_objective_the_model_does_not_report_stops_the_sweep(tmp_path):
     assert len(rows) == 1  # stopped at the first trial instead of failing every one
     sweep = quiet_tune(dataset="diabetes", runs_dir=tmp_path, max_trials=1, objective="val_mae", restart=True)
     assert sweep.direction == "min" and sweep.rows[0]["status"] == "completed"
+
+
+def test_trials_in_fresh_processes_resume_one_sweep(tmp_path):
+    sweep = quiet_tune(runs_dir=tmp_path, max_trials=3, trials_per_process=2, plots=True)
+    assert len(sweep.rows) == 3 and all(r["status"] == "completed" for r in sweep.rows)
+    assert (sweep.dir / "trials.csv").exists() and (sweep.dir / "objective.png").exists()
+    with pytest.raises(ZooError, match="plain arguments"):
+        quiet_tune(model=flaky(), runs_dir=tmp_path, name="x", max_trials=2, trials_per_process=1,
+                   fixed={"epochs": 1}, space={"mode": Choice("ok")})

@@ -33,6 +33,8 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", action="store_true", help="delete the sweep's previous trials and start over")
     p.add_argument("--no-retrain", action="store_true", help="do not retrain the best trial into <sweep>/best/")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
+    p.add_argument("--trials-per-process", type=int, metavar="N",
+                   help="run N trials per fresh process (bounded memory over long sweeps)")
     p.add_argument("--report", metavar="SWEEP_DIR", help="only rebuild the table, plots and summary of a sweep")
     p.add_argument("--top", type=int, default=5, help="best trials to print")
     p.add_argument("--verbose", "-v", action="count", default=0, help="-v: a line per trial; -vv: progress bars")
@@ -57,7 +59,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                      tune_params=args.tune, space_file=args.space_file, median_stopping=args.median_stopping,
                      median_min_trials=args.median_min_trials, hyperband_factor=args.hyperband_factor,
                      max_failures=args.max_failures, retrain=not args.no_retrain, tensorboard=args.tensorboard,
-                     verbose=args.verbose, **data_options(args))
+                     verbose=args.verbose, trials_per_process=args.trials_per_process, **data_options(args))
     except KeyboardInterrupt:
         print("zoo: sweep interrupted; finished trials are kept. Re-run the same command to resume.", file=sys.stderr)
         return 130

@@ -150,7 +150,7 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
          hyperband_factor: int = 3, max_failures: int | None = 10, retrain: bool = True, data_dir: str | None = None,
          split: tuple[float, float, float] | None = None, limit: int | None = None,
          dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False, verbose: int = 0,
-         plots: bool = True, **hyperparameters: Any) -> Sweep:
+         plots: bool = True, trials_per_process: int | None = None, **hyperparameters: Any) -> Sweep:
     """Search `model`'s hyperparameters on `dataset` with Keras-Tuner.
 
     `tuner` is random, bayesian, hyperband or grid; `objective` a validation
@@ -163,7 +163,10 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     `median_stopping` stops trials worse than the median of finished trials at
     the same epoch. With `retrain`, the best hyperparameters are trained again
     by zoo.training into `<sweep dir>/best/`, a normal run directory.
+    `trials_per_process` runs that many trials per fresh Python process (the
+    sweep resumes in each), which keeps memory bounded over long sweeps.
     """
+    call = {k: v for k, v in locals().items() if k not in ("hyperparameters", "trials_per_process")}
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     if tuner not in TUNERS:
         raise ZooError(f"unknown tuner {tuner!r}; use one of {', '.join(TUNERS)}")
@@ -191,6 +194,10 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     if restart and not _is_worker() and sweep_dir.exists():
         shutil.rmtree(sweep_dir)
     check_resume(sweep_dir, settings)
+    if trials_per_process and not _is_worker():
+        call.update(model=spec.name, dataset=dataset_name if dataset is None or isinstance(dataset, str) else dataset,
+                    runs_dir=str(sweep_dir.parent), name=sweep_dir.name, restart=False, **hyperparameters)
+        return _tune_in_processes(call, sweep_dir, max_trials, trials_per_process)
 
     from zoo.data import Dataset
     from zoo.data import load as load_dataset
@@ -239,6 +246,44 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     if retrain and sweep.best is not None:
         sweep.best_run = retrain_best(sweep, spec, dataset, seed=seed, verbose=verbose)
     return sweep
+
+
+def _tune_in_processes(call: dict[str, Any], sweep_dir: Path, max_trials: int, per_process: int) -> Sweep:
+    """Run the sweep `per_process` trials at a time, each batch in a new process
+    that resumes it. TensorFlow keeps a few MiB of every finished trial that only
+    the end of the process gives back (measured: about +7 MiB per trial), so a
+    long sweep in one process grows; this way its memory stays bounded."""
+    import subprocess
+
+    if per_process < 1:
+        raise ZooError(f"trials_per_process must be at least 1, got {per_process}")
+    try:
+        json.dumps(call)
+    except TypeError:
+        raise ZooError("trials_per_process needs plain arguments: a dataset name, ranges as strings") from None
+    code = "import json, sys; from zoo.tuning.sweep import _child; _child(json.loads(sys.argv[1]))"
+    while True:
+        done = len(results.trials_table(sweep_dir)) if sweep_dir.exists() else 0
+        cap = min(max_trials, done + per_process)
+        last = cap >= max_trials
+        part = {**call, "max_trials": cap, "retrain": call["retrain"] and last, "plots": call["plots"] and last}
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(part)], stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            errors = [ln for ln in lines if ln.startswith("zoo: error: ")]
+            reason = errors[-1].removeprefix("zoo: error: ") if errors else (lines[-1] if lines else f"exit {proc.returncode}")
+            raise ZooError(f"sweep process stopped: {reason}")
+        if last:
+            return Sweep.load(sweep_dir)
+
+
+def _child(call: dict[str, Any]) -> None:
+    """One batch of trials of `_tune_in_processes`, in its own process."""
+    try:
+        tune(**call)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def retrain_best(sweep: Sweep, spec: ModelSpec, dataset: Any, *, seed: int = 0, verbose: int = 0):
