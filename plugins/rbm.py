@@ -1,0 +1,230 @@
+"""Restricted Boltzmann machines and deep belief networks.
+
+rbm: one RBM (Smolensky 1986) trained by contrastive divergence CD-k (Hinton 2002)
+or persistent CD (Tieleman 2008), with SGD, momentum and weight decay, through
+Keras `fit` (a custom `train_step`). Binary (Bernoulli) visible units for data in
+[0, 1], Gaussian visible units for standardised data. Predicting gives the hidden
+probabilities: the feature transform.
+
+dbn: a deep belief network classifier (Hinton, Osindero & Teh 2006): RBMs trained
+greedily layer by layer, each on the previous one's hidden activations, unrolled
+into a sigmoid feed-forward network and fine-tuned by backpropagation (as
+Hinton & Salakhutdinov 2006 did for MNIST). `pretrain_epochs=0` trains the same
+network from a random start, for comparison.
+
+The Keras classes live in zoo.plugins.rbm_layers, imported here so that a saved
+RBM reloads once its spec is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.plugins import rbm_layers
+from zoo.plugins.representation_figures import Outputs, register, write_figures
+from zoo.spec import Boolean, Choice, DataSpec, Float, Int, ModelSpec
+
+# --- one RBM -----------------------------------------------------------------------
+
+RBM_DEFAULTS = {
+    # Hinton's practical guide (2010): SGD, learning rate 0.1, momentum 0.5, weight decay 2e-4
+    "optimizer": "momentum",
+    "momentum": 0.5,
+    "learning_rate": 0.1,
+    "batch_size": 64,
+    "epochs": 20,
+    "patience": 5,
+    "units": 64,
+    "visible": "auto",  # bernoulli for data in [0, 1], gaussian otherwise (use a ~10x lower learning rate)
+    "cd_k": 1,
+    "persistent": False,
+    "weight_decay": 2e-4,
+    "sample_visible": False,  # CD: negative phase from visible means (False) or samples
+    "steps_per_execution": 1,
+}
+
+RBM_SEARCH_SPACE = {
+    "units": Int(16, 1024, sampling="log"),
+    "learning_rate": Float(1e-3, 0.3, sampling="log"),
+    "cd_k": Int(1, 5),
+    "persistent": Boolean(),
+    "weight_decay": Float(0.0, 1e-3),
+}
+
+
+def resolve_visible(hp, data_spec: DataSpec) -> str:
+    """The visible unit type: Bernoulli for inputs in [0, 1], Gaussian otherwise."""
+    visible = hp["visible"]
+    if visible == "auto":
+        low_high = data_spec.value_range
+        return "bernoulli" if low_high and low_high[0] >= 0 and low_high[1] <= 1 else "gaussian"
+    if visible not in rbm_layers.UNIT_TYPES:
+        raise ZooError(f"visible must be auto, bernoulli or gaussian, got {visible!r}")
+    return visible
+
+
+def build_rbm(hp, data_spec: DataSpec):
+    """inputs -> flatten -> RBM(units); fit runs CD-k / PCD-k."""
+    return rbm_layers.rbm_model(data_spec.input_shape, int(hp["units"]), name="rbm",
+                                visible=resolve_visible(hp, data_spec), cd_k=int(hp["cd_k"]),
+                                persistent=bool(hp["persistent"]), n_chains=int(hp["batch_size"]),
+                                weight_decay=float(hp["weight_decay"]), sample_visible=bool(hp["sample_visible"]))
+
+
+def rbm_compile_args(hp, data_spec: DataSpec) -> dict[str, Any]:
+    """CD computes its own update and reports its own metrics: no compiled loss."""
+    return {"loss": None, "metrics": None, "steps_per_execution": int(hp["steps_per_execution"])}
+
+
+def rbm_pretrain(model, dataset, hp, run_dir) -> None:
+    """Before fit: start the visible biases at the training data's statistics."""
+    rbm_layers.init_visible_bias(model.rbm, dataset.arrays["train"][0])
+
+
+def rbm_outputs(model, x: np.ndarray) -> Outputs:
+    rbm = model.rbm
+    flat = np.asarray(x, "float32").reshape(len(x), -1)
+    codes = rbm_layers.transform(rbm, flat)
+    recon = np.asarray(rbm.reconstruct(flat)).reshape(x.shape)
+    return Outputs(filters=np.asarray(rbm.kernel), reconstructions=recon, codes=codes)
+
+
+RBM_VARIANTS = {
+    "rbm": ({}, "Restricted Boltzmann machine trained by contrastive divergence CD-k (binary or Gaussian visible)"),
+    "rbm-pcd": ({"persistent": True}, "Restricted Boltzmann machine trained by persistent contrastive divergence"),
+    "grbm": ({"visible": "gaussian", "learning_rate": 0.01},
+             "Gaussian-Bernoulli RBM for real-valued (standardised) inputs"),
+}
+
+
+def _rbm_spec(name: str, overrides: dict, summary: str) -> ModelSpec:
+    return ModelSpec(name=name, family="rbm", summary=summary, tasks=("reconstruction",), build=build_rbm,
+                     defaults={**RBM_DEFAULTS, **overrides}, search_space=RBM_SEARCH_SPACE, input_ranks=None,
+                     capabilities=frozenset({"unsupervised", "generative"}), default_dataset="digits",
+                     reference="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD); Hinton 2010 (practical guide)",
+                     pretrain=rbm_pretrain, compile_args=rbm_compile_args)
+
+
+rbm = _rbm_spec("rbm", *RBM_VARIANTS["rbm"])
+rbm_pcd = _rbm_spec("rbm-pcd", *RBM_VARIANTS["rbm-pcd"])
+grbm = _rbm_spec("grbm", *RBM_VARIANTS["grbm"])
+
+
+# --- deep belief network ------------------------------------------------------------
+
+DBN_DEFAULTS = {
+    "widths": [500, 500, 2000],  # Hinton et al. 2006: 784-500-500-2000-10 on MNIST
+    "dropout": 0.0,
+    "optimizer": "momentum",
+    "momentum": 0.9,
+    "learning_rate": 0.05,
+    "batch_size": 100,
+    "epochs": 20,
+    "patience": 10,
+    # greedy pretraining; pretrain_epochs=0 trains the same network from a random start
+    "pretrain_epochs": 10,
+    "pretrain_learning_rate": 0.1,
+    "pretrain_momentum": 0.5,
+    "pretrain_batch_size": 100,
+    "cd_k": 1,
+    "persistent": False,
+    "weight_decay": 2e-4,
+    "propagate": "probabilities",  # or samples: what each RBM passes up to the next
+    "visible": "auto",
+    "gaussian_lr_scale": 0.01,
+}
+
+DBN_SEARCH_SPACE = {
+    "learning_rate": Float(1e-3, 0.3, sampling="log"),
+    "pretrain_learning_rate": Float(1e-3, 0.3, sampling="log"),
+    "pretrain_epochs": Int(0, 30, step=5),
+    "dropout": Float(0.0, 0.5, step=0.1),
+    "cd_k": Int(1, 5),
+}
+
+
+def layer_widths(hp, key: str = "widths") -> list[int]:
+    widths = [int(w) for w in hp[key]]
+    if not widths or any(w < 1 for w in widths):
+        raise ZooError(f"{key} must be a non-empty list of positive layer sizes, got {hp[key]!r}")
+    return widths
+
+
+def build_dbn(hp, data_spec: DataSpec):
+    """inputs -> flatten -> [Dense(sigmoid) -> (dropout)] per RBM -> output head."""
+    import keras
+
+    from zoo.layers import output_head
+
+    inputs = keras.Input(shape=data_spec.input_shape, name="features")
+    x = keras.layers.Flatten(name="flatten")(inputs) if len(data_spec.input_shape) > 1 else inputs
+    for i, width in enumerate(layer_widths(hp), start=1):
+        x = keras.layers.Dense(width, activation="sigmoid", name=f"dense{i}")(x)
+        if float(hp["dropout"]):
+            x = keras.layers.Dropout(float(hp["dropout"]), name=f"dense{i}_dropout")(x)
+    return keras.Model(inputs, output_head(x, data_spec), name="dbn")
+
+
+def pretrain_rbms(x: np.ndarray, sizes: list[int], hp, run_dir: Path | None, *, top_hidden: str = "bernoulli",
+                  seed: int = 0, verbose: Any = 0) -> list:
+    """Greedy stack of RBMs on `x` with the pretraining hyperparameters; records
+    each layer's history in run_dir/pretraining.json and RBM 1's filters."""
+    if hp["propagate"] not in ("probabilities", "samples"):
+        raise ZooError(f"propagate must be probabilities or samples, got {hp['propagate']!r}")
+    stack = rbm_layers.train_stack(
+        x, sizes, propagate=hp["propagate"], visible=hp["visible"], top_hidden=top_hidden,
+        gaussian_lr_scale=float(hp["gaussian_lr_scale"]), learning_rate=float(hp["pretrain_learning_rate"]),
+        seed=seed, epochs=int(hp["pretrain_epochs"]), batch_size=int(hp["pretrain_batch_size"]),
+        momentum=float(hp["pretrain_momentum"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
+        weight_decay=float(hp["weight_decay"]), verbose=verbose)
+    if run_dir is not None:
+        Path(run_dir, "pretraining.json").write_text(json.dumps(
+            {f"rbm{i}": history for i, (_, history) in enumerate(stack, start=1)}, indent=2))
+    return [model.rbm for model, _ in stack]
+
+
+def dbn_pretrain(model, dataset, hp, run_dir) -> None:
+    """Greedy RBM pretraining, then the RBMs' weights into dense1..denseN."""
+    if int(hp["pretrain_epochs"]) <= 0:
+        return
+    rbms = pretrain_rbms(dataset.arrays["train"][0], layer_widths(hp), hp, run_dir, seed=dataset.seed)
+    for i, rbm in enumerate(rbms, start=1):
+        model.get_layer(f"dense{i}").set_weights([np.asarray(rbm.kernel), np.asarray(rbm.hidden_bias)])
+    if run_dir is not None and dataset.spec.input_kind == "image":
+        from zoo.plugins.representation_figures import filters_grid
+
+        filters_grid(np.asarray(rbms[0].kernel), dataset.spec.input_shape, Path(run_dir) / "rbm1_filters.png",
+                     title="RBM 1 filters after pretraining")
+
+
+def dbn_outputs(model, x: np.ndarray) -> Outputs:
+    import keras
+
+    hidden = [layer for layer in model.layers if layer.name.startswith("dense") and "_" not in layer.name]
+    top = keras.Model(model.inputs, hidden[-1].output)
+    return Outputs(filters=np.asarray(hidden[0].kernel), codes=top.predict(x, verbose=0, batch_size=256))
+
+
+dbn = ModelSpec(
+    name="dbn",
+    family="dbn",
+    summary="Deep belief network: greedily pretrained RBM stack unrolled and fine-tuned as a classifier",
+    tasks=("classification",),
+    build=build_dbn,
+    defaults=DBN_DEFAULTS,
+    search_space=DBN_SEARCH_SPACE,
+    input_ranks=None,
+    capabilities=frozenset({"pretraining"}),
+    default_dataset="digits",
+    reference="Hinton, Osindero & Teh 2006; Hinton & Salakhutdinov 2006",
+    pretrain=dbn_pretrain,
+)
+
+register("rbm", rbm_outputs)
+register("dbn", dbn_outputs)
+__all__ = ["rbm", "rbm_pcd", "grbm", "dbn", "write_figures"]
