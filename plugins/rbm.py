@@ -18,7 +18,6 @@ RBM reloads once its spec is loaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,10 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.plugins import rbm_layers
+from zoo.plugins.pretraining import (PRETRAIN_DEFAULTS, PRETRAIN_SEARCH_SPACE, copy_rbm, layer_widths,
+                                     pretrain_rbms)
 from zoo.plugins.representation_figures import Outputs, register, write_figures
-from zoo.spec import Boolean, Choice, DataSpec, Float, Int, ModelSpec
+from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
 
 # --- one RBM -----------------------------------------------------------------------
 
@@ -36,7 +37,7 @@ RBM_DEFAULTS = {
     "optimizer": "momentum",
     "momentum": 0.5,
     "learning_rate": 0.1,
-    "batch_size": 64,
+    "batch_size": 20,
     "epochs": 20,
     "patience": 5,
     "units": 64,
@@ -126,33 +127,14 @@ DBN_DEFAULTS = {
     "batch_size": 100,
     "epochs": 20,
     "patience": 10,
-    # greedy pretraining; pretrain_epochs=0 trains the same network from a random start
-    "pretrain_epochs": 10,
-    "pretrain_learning_rate": 0.1,
-    "pretrain_momentum": 0.5,
-    "pretrain_batch_size": 100,
-    "cd_k": 1,
-    "persistent": False,
-    "weight_decay": 2e-4,
-    "propagate": "probabilities",  # or samples: what each RBM passes up to the next
-    "visible": "auto",
-    "gaussian_lr_scale": 0.01,
+    **PRETRAIN_DEFAULTS,
 }
 
 DBN_SEARCH_SPACE = {
     "learning_rate": Float(1e-3, 0.3, sampling="log"),
-    "pretrain_learning_rate": Float(1e-3, 0.3, sampling="log"),
-    "pretrain_epochs": Int(0, 30, step=5),
     "dropout": Float(0.0, 0.5, step=0.1),
-    "cd_k": Int(1, 5),
+    **PRETRAIN_SEARCH_SPACE,
 }
-
-
-def layer_widths(hp, key: str = "widths") -> list[int]:
-    widths = [int(w) for w in hp[key]]
-    if not widths or any(w < 1 for w in widths):
-        raise ZooError(f"{key} must be a non-empty list of positive layer sizes, got {hp[key]!r}")
-    return widths
 
 
 def build_dbn(hp, data_spec: DataSpec):
@@ -170,31 +152,13 @@ def build_dbn(hp, data_spec: DataSpec):
     return keras.Model(inputs, output_head(x, data_spec), name="dbn")
 
 
-def pretrain_rbms(x: np.ndarray, sizes: list[int], hp, run_dir: Path | None, *, top_hidden: str = "bernoulli",
-                  seed: int = 0, verbose: Any = 0) -> list:
-    """Greedy stack of RBMs on `x` with the pretraining hyperparameters; records
-    each layer's history in run_dir/pretraining.json and RBM 1's filters."""
-    if hp["propagate"] not in ("probabilities", "samples"):
-        raise ZooError(f"propagate must be probabilities or samples, got {hp['propagate']!r}")
-    stack = rbm_layers.train_stack(
-        x, sizes, propagate=hp["propagate"], visible=hp["visible"], top_hidden=top_hidden,
-        gaussian_lr_scale=float(hp["gaussian_lr_scale"]), learning_rate=float(hp["pretrain_learning_rate"]),
-        seed=seed, epochs=int(hp["pretrain_epochs"]), batch_size=int(hp["pretrain_batch_size"]),
-        momentum=float(hp["pretrain_momentum"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
-        weight_decay=float(hp["weight_decay"]), verbose=verbose)
-    if run_dir is not None:
-        Path(run_dir, "pretraining.json").write_text(json.dumps(
-            {f"rbm{i}": history for i, (_, history) in enumerate(stack, start=1)}, indent=2))
-    return [model.rbm for model, _ in stack]
-
-
 def dbn_pretrain(model, dataset, hp, run_dir) -> None:
     """Greedy RBM pretraining, then the RBMs' weights into dense1..denseN."""
     if int(hp["pretrain_epochs"]) <= 0:
         return
     rbms = pretrain_rbms(dataset.arrays["train"][0], layer_widths(hp), hp, run_dir, seed=dataset.seed)
     for i, rbm in enumerate(rbms, start=1):
-        model.get_layer(f"dense{i}").set_weights([np.asarray(rbm.kernel), np.asarray(rbm.hidden_bias)])
+        copy_rbm(model.get_layer(f"dense{i}"), rbm)
     if run_dir is not None and dataset.spec.input_kind == "image":
         from zoo.plugins.representation_figures import filters_grid
 

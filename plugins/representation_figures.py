@@ -37,11 +37,12 @@ SOURCES: dict[str, Callable[[Any, np.ndarray], Outputs]] = {}
 
 def register(family: str, outputs: Callable[[Any, np.ndarray], Outputs]) -> None:
     """Have runs of `family` write the representation figures; hooks zoo.train once."""
-    from zoo import train
+    import importlib
 
+    reports = importlib.import_module("zoo.train").REPORTS  # the module; zoo.train is also a function
     SOURCES[family] = outputs
-    if report not in train.REPORTS:
-        train.REPORTS.append(report)
+    if report not in reports:
+        reports.append(report)
 
 
 def _plt():
