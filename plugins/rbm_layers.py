@@ -59,7 +59,7 @@ class RBM(keras.layers.Layer):
         self.persistent = bool(persistent)
         self.n_chains = int(n_chains)
         self.weight_decay = float(weight_decay)
-        self.sample_visible = bool(sample_visible)
+        self.sample_visible_states = bool(sample_visible)
         self.init_stddev = float(init_stddev)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -155,7 +155,7 @@ class RBM(keras.layers.Layer):
         for step in range(self.cd_k):
             last = step == self.cd_k - 1
             # PCD chains must stay proper samples; CD uses the visible means (Hinton 2010, 3.2)
-            if self.persistent or self.sample_visible:
+            if self.persistent or self.sample_visible_states:
                 v = self.sample_visible(h)
             else:
                 v = self.visible_mean(h)
@@ -176,7 +176,7 @@ class RBM(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "visible": self.visible, "hidden": self.hidden,
                 "cd_k": self.cd_k, "persistent": self.persistent, "n_chains": self.n_chains,
-                "weight_decay": self.weight_decay, "sample_visible": self.sample_visible,
+                "weight_decay": self.weight_decay, "sample_visible": self.sample_visible_states,
                 "init_stddev": self.init_stddev, "seed": self.seed}
 
 
