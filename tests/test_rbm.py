@@ -28,7 +28,7 @@ def _error(rbm, x) -> float:
     return float(np.mean((x - np.asarray(rbm.reconstruct(x))) ** 2))
 
 
-@pytest.mark.parametrize("cd_k,persistent", [(1, False), (3, False), (1, True)])
+@pytest.mark.parametrize("cd_k,persistent", [(1, False), (2, True)])
 def test_contrastive_divergence_lowers_reconstruction_error(digits, cd_k, persistent):
     ds, x = digits
     keras.utils.set_random_seed(0)
@@ -118,7 +118,7 @@ def test_keras_file_round_trip(digits, tmp_path):
 @pytest.mark.parametrize("propagate", ["probabilities", "samples"])
 def test_greedy_stacking_trains_each_layer_on_the_previous_output(digits, propagate):
     _, x = digits
-    x = x[:300]
+    x = x[:200]
     seen = {}
     stack = rbm_layers.train_stack(x, [24, 12, 6], propagate=propagate, epochs=1, batch_size=20, seed=0,
                                    on_layer=lambda i, model, inputs, history: seen.update({i: inputs}))
