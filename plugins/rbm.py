@@ -27,7 +27,7 @@ from zoo.errors import ZooError
 from zoo.plugins import rbm_layers
 from zoo.plugins.pretraining import (PRETRAIN_DEFAULTS, PRETRAIN_SEARCH_SPACE, copy_rbm, layer_widths,
                                      pretrain_rbms)
-from zoo.plugins.representation_figures import Outputs, register, write_figures
+from zoo.plugins.representation_figures import Outputs, register
 from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
 
 # --- one RBM -----------------------------------------------------------------------
@@ -191,4 +191,3 @@ dbn = ModelSpec(
 
 register("rbm", rbm_outputs)
 register("dbn", dbn_outputs)
-__all__ = ["rbm", "rbm_pcd", "grbm", "dbn", "write_figures"]
