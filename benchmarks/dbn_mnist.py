@@ -32,6 +32,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=int, default=5, help="per RBM")
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--optimizer", default="momentum", help="fine-tuning optimizer (zoo names: momentum, adam, ...)")
+    p.add_argument("--lr", type=float, help="fine-tuning learning rate (default: the dbn spec's, 0.05)")
     p.add_argument("--runs-dir", default="runs/benchmarks")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -42,13 +44,15 @@ def main() -> None:
     data = load("mnist", data_dir=args.data_dir, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
     widths = [int(w) for w in args.widths.split(",")]
     print(f"MNIST: {data.spec.sizes['train']} train, {data.spec.sizes['val']} val, {data.spec.sizes['test']} test; "
-          f"plan {'-'.join(map(str, [784, *widths, 10]))}; fine-tune {args.epochs} epochs (SGD+momentum)")
+          f"plan {'-'.join(map(str, [784, *widths, 10]))}; fine-tune {args.epochs} epochs ({args.optimizer}"
+          f"{', lr ' + str(args.lr) if args.lr else ''}), pretraining {args.pretrain_epochs} epochs per RBM")
+    extra = {"learning_rate": args.lr} if args.lr else {}
     print(f"{'network':32s} {'test error':>10s} {'seconds':>8s}")
     for pretrain_epochs in (args.pretrain_epochs, 0):
         started = time.perf_counter()
-        run = train("dbn", data, runs_dir=args.runs_dir, run_name=f"dbn-pretrain{pretrain_epochs}", seed=args.seed,
-                    verbose=0, widths=widths, epochs=args.epochs, pretrain_epochs=pretrain_epochs,
-                    batch_size=args.batch_size, patience=0)
+        run = train("dbn", data, runs_dir=args.runs_dir, run_name=f"dbn-{args.optimizer}-pretrain{pretrain_epochs}",
+                    seed=args.seed, verbose=0, widths=widths, epochs=args.epochs, pretrain_epochs=pretrain_epochs,
+                    batch_size=args.batch_size, patience=0, optimizer=args.optimizer, **extra)
         label = f"DBN, {pretrain_epochs} pretraining epochs/layer" if pretrain_epochs else "same net, no pretraining"
         print(f"{label:32s} {100 * (1 - run.metrics['test_accuracy']):9.2f}% "
               f"{time.perf_counter() - started:8.1f}", flush=True)
