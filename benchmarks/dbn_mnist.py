@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=int, default=5, help="per RBM")
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--pretrain-batch-size", type=int, help="RBM mini-batch (default: the dbn spec's, 20)")
     p.add_argument("--optimizer", default="momentum", help="fine-tuning optimizer (zoo names: momentum, adam, ...)")
     p.add_argument("--lr", type=float, help="fine-tuning learning rate (default: the dbn spec's, 0.05)")
     p.add_argument("--runs-dir", default="runs/benchmarks")
@@ -47,6 +48,8 @@ def main() -> None:
           f"plan {'-'.join(map(str, [784, *widths, 10]))}; fine-tune {args.epochs} epochs ({args.optimizer}"
           f"{', lr ' + str(args.lr) if args.lr else ''}), pretraining {args.pretrain_epochs} epochs per RBM")
     extra = {"learning_rate": args.lr} if args.lr else {}
+    if args.pretrain_batch_size:
+        extra["pretrain_batch_size"] = args.pretrain_batch_size
     print(f"{'network':32s} {'test error':>10s} {'seconds':>8s}")
     for pretrain_epochs in (args.pretrain_epochs, 0):
         started = time.perf_counter()
