@@ -61,7 +61,7 @@ def pretrain_rbms(x: np.ndarray, sizes: Sequence[int], hp: Mapping[str, Any], ru
         gaussian_lr_scale=float(hp["gaussian_lr_scale"]), learning_rate=float(hp["pretrain_learning_rate"]),
         seed=seed, epochs=int(hp["pretrain_epochs"]), batch_size=int(hp["pretrain_batch_size"]),
         momentum=float(hp["pretrain_momentum"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
-        weight_decay=float(hp["weight_decay"]), verbose=verbose)
+        weight_decay=float(hp["weight_decay"]), verbose=verbose, steps_per_execution=10)
     if run_dir is not None:
         write_history(run_dir, {f"rbm{i}": history for i, (_, history) in enumerate(stack, start=1)})
     return [model.rbm for model, _ in stack]

@@ -46,7 +46,7 @@ RBM_DEFAULTS = {
     "persistent": False,
     "weight_decay": 2e-4,
     "sample_visible": False,  # CD: negative phase from visible means (False) or samples
-    "steps_per_execution": 1,
+    "steps_per_execution": 10,  # CD steps per graph call: less Python overhead per mini-batch
 }
 
 RBM_SEARCH_SPACE = {
