@@ -1,6 +1,6 @@
 """Deep autoencoder on MNIST against PCA with the same code size, with and without pretraining.
 
-Trains through zoo.train (the one training path) on MNIST read from its IDX files
+Trains through zoo.training (the one training path) on MNIST read from its IDX files
 (../shared/data/mnist by default) and prints the test reconstruction error (mean
 squared error per pixel, pixels in [0, 1]) of PCA and of each autoencoder start.
 Hinton & Salakhutdinov (2006) used 784-1000-500-250-30; `--widths`, `--limit` and
@@ -42,7 +42,7 @@ def main() -> None:
     from sklearn.decomposition import PCA
 
     from zoo.data import load
-    from zoo.train import train
+    from zoo.training import train
 
     data = load("mnist", data_dir=args.data_dir, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
     xtr = data.arrays["train"][0].reshape(len(data.arrays["train"][0]), -1)

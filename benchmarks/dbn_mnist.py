@@ -2,7 +2,7 @@
 
 The same network (784-500-500-2000-10 by default, sigmoid units), the same seed
 and the same fine-tuning budget; only `pretrain_epochs` differs. Trains through
-zoo.train on MNIST read from its IDX files (../shared/data/mnist by default).
+zoo.training on MNIST read from its IDX files (../shared/data/mnist by default).
 Hinton, Osindero & Teh (2006) report 1.25% test error (generative up-down
 fine-tuning); backpropagation fine-tuning reached 1.2% in Hinton & Salakhutdinov
 (2006), with far longer training than the defaults here.
@@ -40,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
 
     from zoo.data import load
-    from zoo.train import train
+    from zoo.training import train
 
     data = load("mnist", data_dir=args.data_dir, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
     widths = [int(w) for w in args.widths.split(",")]

@@ -185,7 +185,7 @@ def greedy_autoencoders(model, x: np.ndarray, hp, data_spec: DataSpec, *, verbos
     the encoder and its decoder half into the mirrored decoder layer."""
     import keras
 
-    from zoo.train import make_optimizer
+    from zoo.training import make_optimizer
 
     enc, dec = _encoder_dense_layers(model), _decoder_dense_layers(model)
     inputs = np.asarray(x, "float32").reshape(len(x), -1)
@@ -258,7 +258,7 @@ def pretrain_classifier(model, dataset, hp, run_dir) -> None:
     then copy its encoder into the classifier; optionally freeze it."""
     import dataclasses
 
-    from zoo.train import make_optimizer
+    from zoo.training import make_optimizer
 
     if int(hp["pretrain_epochs"]) <= 0:
         return

@@ -12,8 +12,9 @@ into a sigmoid feed-forward network and fine-tuned by backpropagation (as
 Hinton & Salakhutdinov 2006 did for MNIST). `pretrain_epochs=0` trains the same
 network from a random start, for comparison.
 
-The Keras classes live in zoo.plugins.rbm_layers, imported here so that a saved
-RBM reloads once its spec is loaded.
+The Keras classes live in zoo.plugins.rbm_layers, imported when a model is built
+and, through the spec's `keras_modules`, before a saved RBM is loaded; listing
+and filtering specs stays free of TensorFlow.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.plugins import rbm_layers
 from zoo.plugins.pretraining import (PRETRAIN_DEFAULTS, PRETRAIN_SEARCH_SPACE, copy_rbm, layer_widths,
                                      pretrain_rbms)
 from zoo.plugins.representation_figures import Outputs, register
 from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
+
+
+def _layers():
+    """zoo.plugins.rbm_layers, imported on first use (it imports Keras)."""
+    from zoo.plugins import rbm_layers
+
+    return rbm_layers
 
 # --- one RBM -----------------------------------------------------------------------
 
@@ -64,14 +71,14 @@ def resolve_visible(hp, data_spec: DataSpec) -> str:
     if visible == "auto":
         low_high = data_spec.value_range
         return "bernoulli" if low_high and low_high[0] >= 0 and low_high[1] <= 1 else "gaussian"
-    if visible not in rbm_layers.UNIT_TYPES:
+    if visible not in _layers().UNIT_TYPES:
         raise ZooError(f"visible must be auto, bernoulli or gaussian, got {visible!r}")
     return visible
 
 
 def build_rbm(hp, data_spec: DataSpec):
     """inputs -> flatten -> RBM(units); fit runs CD-k / PCD-k."""
-    return rbm_layers.rbm_model(data_spec.input_shape, int(hp["units"]), name="rbm",
+    return _layers().rbm_model(data_spec.input_shape, int(hp["units"]), name="rbm",
                                 visible=resolve_visible(hp, data_spec), cd_k=int(hp["cd_k"]),
                                 persistent=bool(hp["persistent"]), n_chains=int(hp["batch_size"]),
                                 weight_decay=float(hp["weight_decay"]), sample_visible=bool(hp["sample_visible"]))
@@ -84,13 +91,13 @@ def rbm_compile_args(hp, data_spec: DataSpec) -> dict[str, Any]:
 
 def rbm_pretrain(model, dataset, hp, run_dir) -> None:
     """Before fit: start the visible biases at the training data's statistics."""
-    rbm_layers.init_visible_bias(model.rbm, dataset.arrays["train"][0])
+    _layers().init_visible_bias(model.rbm, dataset.arrays["train"][0])
 
 
 def rbm_outputs(model, x: np.ndarray) -> Outputs:
     rbm = model.rbm
     flat = np.asarray(x, "float32").reshape(len(x), -1)
-    codes = rbm_layers.transform(rbm, flat)
+    codes = _layers().transform(rbm, flat)
     recon = np.asarray(rbm.reconstruct(flat)).reshape(x.shape)
     return Outputs(filters=np.asarray(rbm.kernel), reconstructions=recon, codes=codes)
 
@@ -108,7 +115,8 @@ def _rbm_spec(name: str, overrides: dict, summary: str) -> ModelSpec:
                      defaults={**RBM_DEFAULTS, **overrides}, search_space=RBM_SEARCH_SPACE, input_ranks=None,
                      capabilities=frozenset({"unsupervised", "generative"}), default_dataset="digits",
                      reference="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD); Hinton 2010 (practical guide)",
-                     pretrain=rbm_pretrain, compile_args=rbm_compile_args)
+                     pretrain=rbm_pretrain, compile_args=rbm_compile_args,
+                     keras_modules=("zoo.plugins.rbm_layers",))
 
 
 rbm = _rbm_spec("rbm", *RBM_VARIANTS["rbm"])

@@ -6,7 +6,7 @@ For families that learn features (RBM, DBN, autoencoders) a run directory gets:
     codes.png            the test codes in 2-D (PCA when wider), coloured by class
 
 A family registers a function `outputs(model, x) -> Outputs` with `register`;
-one hook in zoo.train.REPORTS draws whatever the outputs hold.
+one hook in zoo.training.REPORTS draws whatever the outputs hold.
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ SOURCES: dict[str, Callable[[Any, np.ndarray], Outputs]] = {}
 
 
 def register(family: str, outputs: Callable[[Any, np.ndarray], Outputs]) -> None:
-    """Have runs of `family` write the representation figures; hooks zoo.train once."""
-    import importlib
+    """Have runs of `family` write the representation figures; hooks zoo.training once."""
+    from zoo.training import REPORTS as reports
 
-    reports = importlib.import_module("zoo.train").REPORTS  # the module; zoo.train is also a function
     SOURCES[family] = outputs
     if report not in reports:
         reports.append(report)
@@ -150,7 +149,7 @@ def write_figures(outputs: Outputs, run_dir: Path, x: np.ndarray, labels: np.nda
 
 
 def report(run) -> None:
-    """zoo.train.REPORTS hook: the representation figures of a finished run."""
+    """zoo.training.REPORTS hook: the representation figures of a finished run."""
     source = SOURCES.get(run.config.get("family"))
     if source is None or run.model is None or run.dataset is None:
         return

@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 from zoo.data import load  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 from zoo.plugins import autoencoder as ae  # noqa: E402
-from zoo.train import Run, train  # noqa: E402
+from zoo.training import Run, train  # noqa: E402
 
 TINY = {"widths": [24, 12], "code_size": 4, "pretrain_epochs": 1, "pretrain_batch_size": 32}
 

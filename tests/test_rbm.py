@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from zoo.data import load  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 from zoo.plugins import rbm as rbm_plugin  # noqa: E402
 from zoo.plugins import rbm_layers  # noqa: E402
-from zoo.train import Run, train  # noqa: E402
+from zoo.training import Run, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +186,12 @@ def test_zoo_train_rbm_end_to_end_writes_run_directory(runs_dir):
     assert metrics["status"] == "completed" and metrics["test_loss"] < metrics["baseline_test_mse"] * 1.1
     run = Run.load(d)
     assert isinstance(run.model, rbm_layers.RBMModel) and run.model.rbm.units == 16
+    # a fresh process: loading the spec module without Keras stays light, Run.load still finds the RBM classes
+    code = ("import sys; import zoo.plugins.rbm; light = 'keras' not in sys.modules; "
+            "from zoo.training import Run; m = Run.load(sys.argv[1]).model; "
+            "print(light, type(m).__name__, m.rbm.units)")
+    out = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-3:] == ["True", "RBMModel", "16"]
 
 
 def test_dbn_train_end_to_end_with_pretraining(runs_dir):

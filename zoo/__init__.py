@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DataSpec", "ModelSpec", "PluginError", "ZooError",
-    "build", "get_spec", "list_models", "load_dataset", "train",
+    "build", "export", "get_spec", "list_models", "load_dataset", "train",
 ]
 
 
@@ -34,7 +34,7 @@ def build(name: str, *, input_shape: tuple[int, ...], num_classes: int | None = 
     data_spec = DataSpec(name="user", task=task, input_shape=tuple(input_shape), num_classes=num_classes,
                          num_targets=num_targets)
     spec.check_data(data_spec)
-    from zoo.train import build_model
+    from zoo.training import build_model
 
     return build_model(spec, spec.resolve(hyperparameters), data_spec)
 
@@ -47,7 +47,18 @@ def load_dataset(name: str, **options: Any):
 
 
 def train(model: str, dataset: Any = None, **options: Any):
-    """Train `model` on `dataset` (name, URI or zoo.data.Dataset); see zoo.train.train."""
-    from zoo.train import train as _train
+    """Train `model` on `dataset` (name, URI or zoo.data.Dataset); see zoo.training.train."""
+    from zoo.training import train as _train
 
     return _train(model, dataset, **options)
+
+
+def __getattr__(name: str) -> Any:
+    """`zoo.export(run, **options)`: the zoo.export module, imported on first use
+    and callable as zoo.export.export_run (a function named `export` here would be
+    replaced by the submodule as soon as anything imports zoo.export)."""
+    if name == "export":
+        import importlib
+
+        return importlib.import_module("zoo.export")
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

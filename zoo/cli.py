@@ -87,7 +87,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     dataset = args.dataset or spec.default_dataset
     if dataset:
         from zoo.data import load
-        from zoo.train import build_model
+        from zoo.training import build_model
 
         data_spec = load(dataset).spec
         spec.check_data(data_spec)
@@ -192,7 +192,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", _train_args)
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model; prints the run directory and test metrics."""
-    from zoo.train import train
+    from zoo.training import train
 
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",

@@ -7,6 +7,7 @@ normalisation and tf.data pipelines are done once, in zoo.data.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, did_you_mean
 
 
 @dataclass
@@ -314,28 +315,61 @@ def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
     try:
         builder = tfds.builder(name, data_dir=str(root / "tfds"))
     except Exception as exc:  # DatasetNotFoundError and friends
-        raise ZooError(f"unknown dataset {name!r} ({type(exc).__name__}). Run `zoo datasets` to see the known ones.") from None
+        known = [*BUILTIN, *tfds.list_builders(with_community_datasets=False)]
+        raise ZooError(f"unknown dataset {name!r} ({type(exc).__name__})." + did_you_mean(name, known)
+                       + " Run `zoo datasets` to see the known ones.") from None
     try:
         if download:
-            builder.download_and_prepare()
-        splits = builder.as_dataset(split=None, as_supervised=True, batch_size=-1)
+            with _few_download_retries():
+                builder.download_and_prepare()
+        x, y = _tfds_arrays(builder, "train")
     except Exception as exc:
+        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise ZooError(
             f"dataset {name!r} is not available offline and TFDS could not get it ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}). Put its original files under "
-            f"{root / name}/ (e.g. the four IDX .gz files for MNIST), or prepare it with TFDS on a machine "
-            f"with internet and copy {root / 'tfds'} here; set the folder with --data-dir or ZOO_DATA_DIR."
+            f"{first_line}). Put its original files under {root / name}/ (e.g. the four IDX .gz files for "
+            f"MNIST), or prepare it with TFDS on a machine with internet and copy {root / 'tfds'} here; "
+            "set the folder with --data-dir or ZOO_DATA_DIR."
         ) from None
-    arrays = {split: tuple(np.asarray(a) for a in tfds.as_numpy(ds)) for split, ds in splits.items()}
-    train_key = "train" if "train" in arrays else sorted(arrays)[0]
-    x, y = arrays[train_key]
-    test = arrays.get("test")
+    try:
+        test = _tfds_arrays(builder, "test")
+    except (ValueError, KeyError):  # no official test split
+        test = None
     label = builder.info.features[builder.info.supervised_keys[1]]
     names = tuple(label.names) if hasattr(label, "names") else None
     task = "classification" if names else "regression"
     kind = "text" if x.dtype.kind in "OSU" else ("image" if x.ndim >= 3 else "tabular")
-    if task == "regression":
+    if task == "classification":
+        y = y.astype("int64")
+        test = (test[0], test[1].astype("int64")) if test else None
+    else:
         y = y.astype("float32").reshape(len(y), -1)
         test = (test[0], test[1].astype("float32").reshape(len(test[1]), -1)) if test else None
-    return Raw(x, y.astype("int64") if names else y, task, kind, names, test,
+    return Raw(x, y, task, kind, names, test,
                pixel_max=255.0 if kind == "image" and x.dtype == np.uint8 else None, meta={"source": "tfds"})
+
+
+def _tfds_arrays(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    import tensorflow_datasets as tfds
+
+    ds = builder.as_dataset(split=split, as_supervised=True).batch(4096)
+    batches = list(tfds.as_numpy(ds))
+    if not batches:
+        raise ValueError(f"split {split!r} is empty")
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+@contextlib.contextmanager
+def _few_download_retries():
+    """TFDS retries a failed download ten times with back-off, which turns "no
+    network" into minutes of waiting; one retry is enough to fail clearly."""
+    from tensorflow_datasets.core.download import downloader
+
+    saved = getattr(downloader, "MAX_RETRIES", None)
+    if saved is not None:
+        downloader.MAX_RETRIES = 1
+    try:
+        yield
+    finally:
+        if saved is not None:
+            downloader.MAX_RETRIES = saved

@@ -75,9 +75,13 @@ class Run:
             raise ZooError(f"run directory {str(d)!r} has a corrupt JSON file: {exc}") from None
         model = None
         if with_model:
+            import importlib
+
             import keras
 
-            get_spec(config["model"])  # import the plugin so its custom layers are registered
+            spec = get_spec(config["model"])  # import the plugin so its custom layers are registered
+            for module in spec.keras_modules:  # and the modules it names for its Keras classes
+                importlib.import_module(module)
             try:
                 model = keras.saving.load_model(d / "model.keras")
             except (OSError, ValueError) as exc:
@@ -224,6 +228,28 @@ def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: S
     return cbs + list(extra)
 
 
+def _prepare_run_dir(run_dir: Path) -> None:
+    """Create the run directory; an interrupted run in it resumes (BackupAndRestore),
+    a finished one is never overwritten."""
+    metrics = run_dir / "metrics.json"
+    if metrics.exists() and json.loads(metrics.read_text()).get("status") == "completed":
+        raise ZooError(f"run directory {str(run_dir)!r} holds a finished run; choose another --run-name")
+    if not (run_dir / "backup").exists():  # nothing to resume: start the history afresh
+        (run_dir / "history.csv").unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics from the CSVLogger file (all epochs, across resumptions)."""
+    import csv
+
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
@@ -268,7 +294,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     compile_model(keras_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size))
 
     run_dir = _run_dir(runs_dir, spec.name, data_spec.name, run_name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir)
     config = {"model": spec.name, "family": spec.family, "task": task, "dataset": data_spec.name, "seed": seed,
               "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
               "data_spec": data_spec.to_json(), "versions": versions(),
@@ -281,7 +307,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     fit = keras_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
                           callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
     seconds = time.perf_counter() - started
-    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     _write_json(run_dir / "history.json", history)
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):

@@ -1,0 +1,159 @@
+"""The data path: built-ins, files, TFDS (mocked), splits and normalisation."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.data import load
+from zoo.data.sources import BUILTIN
+from zoo.errors import ZooError
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_datasets_load_offline(name):
+    ds = load(name)
+    spec = ds.spec
+    n = sum(spec.sizes.values())
+    assert spec.sizes["train"] == pytest.approx(0.8 * n, abs=2)
+    assert spec.sizes["val"] == pytest.approx(0.15 * n, abs=2)
+    x, y = ds.arrays["train"]
+    assert x.shape[1:] == spec.input_shape and np.all(np.isfinite(x))
+    if spec.task == "classification":
+        assert spec.num_classes == len(spec.class_names) == len(np.unique(y))
+    else:
+        assert spec.num_targets == y.shape[1] == 1
+
+
+def test_splits_are_seeded():
+    a, b, c = load("iris", seed=1), load("iris", seed=1), load("iris", seed=2)
+    assert np.array_equal(a.arrays["test"][0], b.arrays["test"][0])
+    assert not np.array_equal(a.arrays["test"][0], c.arrays["test"][0])
+
+
+def test_custom_split_and_bad_split():
+    ds = load("wine", split=(0.5, 0.25, 0.25))
+    assert ds.spec.sizes["test"] == pytest.approx(0.25 * 178, abs=1)
+    with pytest.raises(ZooError, match="three fractions"):
+        load("wine", split=(0.5, 0.6, 0.1))
+
+
+def test_standardisation_is_learned_on_train_only():
+    ds = load("breast_cancer")
+    xtr, xte = ds.arrays["train"][0], ds.arrays["test"][0]
+    assert np.allclose(xtr.mean(axis=0), 0, atol=1e-4) and np.allclose(xtr.std(axis=0), 1, atol=1e-3)
+    assert not np.allclose(xte.mean(axis=0), 0, atol=1e-3)
+    assert ds.spec.preprocessing["type"] == "standardize"
+
+
+def test_pixels_are_scaled_and_pipelines_batched():
+    ds = load("digits", batch_size=16)
+    assert ds.spec.input_shape == (8, 8, 1) and ds.spec.value_range == (0.0, 1.0)
+    x, y = next(iter(ds.train))
+    assert tuple(x.shape) == (16, 8, 8, 1) and float(np.max(x)) <= 1.0
+    xr, yr = next(iter(ds.pipeline("val", targets="inputs")))
+    assert np.array_equal(xr.numpy(), yr.numpy())
+
+
+def test_csv_classification_and_regression(tmp_path):
+    path = tmp_path / "flowers.csv"
+    rows = ["size,weight,kind"] + [f"{i % 7},{i * 0.5},{'big' if i % 7 > 3 else 'small'}" for i in range(60)]
+    path.write_text("\n".join(rows))
+    ds = load(f"csv:{path}")
+    assert ds.spec.task == "classification" and ds.spec.class_names == ("big", "small")
+    assert ds.spec.input_shape == (2,)
+    with pytest.raises(ZooError, match="column 'kind': 'small' is not a number"):
+        load(f"csv:{path}", target="weight")  # a text column can only be the target
+    numeric = tmp_path / "numbers.csv"
+    numeric.write_text("\n".join(["a,b,y"] + [f"{i},{i % 5},{i * 0.37:.3f}" for i in range(50)]))
+    ds = load(f"csv:{numeric}")
+    assert ds.spec.task == "regression" and ds.spec.input_shape == (2,) and ds.spec.num_targets == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b\n1,2\n3,x\n", "line 3, column 'a'|not a number"),
+    ("a,b\n1,2\n3\n", "line 3 has 1 fields"),
+    ("a,b\n1,2\nnan,1\n", "NaN"),
+])
+def test_bad_csv_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content.replace("3,x", "x,3"))
+    with pytest.raises(ZooError, match=message):
+        load(f"csv:{path}")
+
+
+def test_csv_unknown_target_and_missing_file(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n" + "\n".join(f"{i},{i % 2}" for i in range(40)))
+    with pytest.raises(ZooError, match="no column 'c'; columns: a, b"):
+        load(f"csv:{path}", target="c")
+    with pytest.raises(ZooError, match="does not exist"):
+        load(f"csv:{tmp_path / 'nope.csv'}")
+
+
+def test_npz_with_official_test_split(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "a.npz"
+    np.savez(path, x_train=rng.integers(0, 255, (100, 6, 6), dtype=np.uint8), y_train=rng.integers(0, 3, 100),
+             x_test=rng.integers(0, 255, (20, 6, 6), dtype=np.uint8), y_test=rng.integers(0, 3, 20))
+    ds = load(f"npz:{path}")
+    assert ds.spec.sizes["test"] == 20 and ds.spec.input_shape == (6, 6, 1) and ds.spec.input_kind == "image"
+    corrupt = tmp_path / "c.npz"
+    corrupt.write_bytes(b"not a zip")
+    with pytest.raises(ZooError, match="cannot read NPZ"):
+        load(f"npz:{corrupt}")
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, shade in (("cats", 40), ("dogs", 200)):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            pixels = np.clip(rng.normal(shade, 10, (12, 10, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
+    ds = load(f"images:{tmp_path}", image_size=(16, 16))
+    assert ds.spec.class_names == ("cats", "dogs") and ds.spec.input_shape == (16, 16, 3)
+    assert sum(ds.spec.sizes.values()) == 20
+
+
+def test_unknown_scheme_and_dataset():
+    with pytest.raises(ZooError, match="unknown dataset scheme 'cvs'"):
+        load("cvs:x.csv")
+
+
+def test_mnist_from_idx_files_in_data_dir(mnist_dir, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(mnist_dir))
+    ds = load("mnist", limit=500)
+    assert ds.spec.input_shape == (28, 28, 1) and ds.spec.sizes["test"] == 10_000
+    assert ds.spec.sizes["train"] == 500 and ds.spec.num_classes == 10
+    assert ds.arrays["test"][0].max() <= 1.0
+
+
+def test_corrupt_idx_is_a_clear_error(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        with gzip.open(folder / f"{stem}.gz", "wb") as f:
+            f.write(b"\x00\x00\x08\x03\x00\x00\x00\x05")  # header promises more than it holds
+    with pytest.raises(ZooError, match="corrupt IDX file"):
+        load("mnist", data_dir=tmp_path)
+
+
+def test_tfds_loading_with_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40):
+        ds = load("mnist", data_dir=tmp_path)
+    assert ds.spec.input_shape == (28, 28, 1) and ds.spec.num_classes == 10
+    assert ds.spec.sizes["test"] == 40 and ds.spec.preprocessing["type"] == "rescale"
+
+
+def test_tfds_without_download_says_how_to_provide_data(tmp_path):
+    with pytest.raises(ZooError, match=r"not available offline.*--data-dir or ZOO_DATA_DIR"):
+        zoo.load_dataset("cifar10", data_dir=tmp_path, download=False)
