@@ -129,9 +129,10 @@ grbm = _rbm_spec("grbm", *RBM_VARIANTS["grbm"])
 DBN_DEFAULTS = {
     "widths": [500, 500, 2000],  # Hinton et al. 2006: 784-500-500-2000-10 on MNIST
     "dropout": 0.0,
-    "optimizer": "momentum",
-    "momentum": 0.9,
-    "learning_rate": 0.05,
+    # fine-tuning: adam measured better than SGD+momentum with and without pretraining
+    # (benchmarks/RESULTS-rbm.md); --optimizer momentum --set momentum=0.9 --lr 0.05 for SGD
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
     "batch_size": 100,
     "epochs": 20,
     "patience": 10,
