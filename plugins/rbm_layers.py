@@ -83,7 +83,9 @@ class RBM(keras.layers.Layer):
 
     def hidden_mean(self, v):
         """E[h | v]: the hidden probabilities (the features) or Gaussian means."""
-        a = self.hidden_input(v)
+        return self._hidden_activation(self.hidden_input(v))
+
+    def _hidden_activation(self, a):
         return ops.sigmoid(a) if self.hidden == "bernoulli" else a
 
     def visible_mean(self, h):
@@ -115,7 +117,10 @@ class RBM(keras.layers.Layer):
 
     def free_energy(self, v):
         """F(v) = -log sum_h exp(-E(v, h)) (up to a constant), one value per row."""
-        a = self.hidden_input(v)
+        return self._free_energy(v, self.hidden_input(v))
+
+    def _free_energy(self, v, a):
+        """F(v) given the hidden pre-activations a = vW + c."""
         if self.visible == "bernoulli":
             visible_term = -ops.sum(v * self.visible_bias, axis=-1)
         else:
@@ -126,14 +131,18 @@ class RBM(keras.layers.Layer):
             hidden_term = -0.5 * ops.sum(ops.square(a), axis=-1)
         return visible_term + hidden_term
 
-    def pseudo_log_likelihood(self, v):
+    def pseudo_log_likelihood(self, v, a=None):
         """Stochastic pseudo-log-likelihood (as scikit-learn's BernoulliRBM.score_samples):
-        n_visible * log sigmoid(F(v with one random unit flipped) - F(v)). Bernoulli visible only."""
+        n_visible * log sigmoid(F(v with one random unit flipped) - F(v)). Bernoulli visible only.
+        `a`, the pre-activations of v when already computed, saves the matrix products: the
+        flip changes them by one row of the kernel."""
+        a = self.hidden_input(v) if a is None else a
         n = ops.shape(v)[-1]
         index = keras.random.randint((ops.shape(v)[0],), 0, n, seed=self.seed_generator)
-        mask = ops.one_hot(index, n, dtype=v.dtype)
-        flipped = v + mask * (1.0 - 2.0 * v)
-        return ops.cast(n, v.dtype) * ops.log_sigmoid(self.free_energy(flipped) - self.free_energy(v))
+        change = ops.one_hot(index, n, dtype=v.dtype) * (1.0 - 2.0 * v)
+        flipped_a = a + ops.sum(change, axis=-1, keepdims=True) * ops.take(self.kernel, index, axis=0)
+        gap = self._free_energy(v + change, flipped_a) - self._free_energy(v, a)
+        return ops.cast(n, v.dtype) * ops.log_sigmoid(gap)
 
     def call(self, inputs):
         return self.hidden_mean(inputs)
@@ -146,8 +155,9 @@ class RBM(keras.layers.Layer):
     def contrastive_divergence(self, v0):
         """Gradients of the negative log-likelihood estimated by CD-k or PCD-k, in the
         order of `trainable_weights` (kernel, hidden bias, visible bias), with L2 weight
-        decay on the kernel; and the negative-phase visible states."""
-        h0 = self.hidden_mean(v0)
+        decay on the kernel; and the data's hidden pre-activations (for monitoring)."""
+        a0 = self.hidden_input(v0)
+        h0 = self._hidden_activation(a0)
         if self.persistent:
             h = self.sample_hidden(self.chains)
         else:
@@ -171,7 +181,7 @@ class RBM(keras.layers.Layer):
         grad_kernel = negative - positive + self.weight_decay * self.kernel
         grad_hidden = ops.mean(hk, axis=0) - ops.mean(h0, axis=0)
         grad_visible = ops.mean(v, axis=0) - ops.mean(v0, axis=0)
-        return [grad_kernel, grad_hidden, grad_visible], v
+        return [grad_kernel, grad_hidden, grad_visible], a0
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "visible": self.visible, "hidden": self.hidden,
@@ -210,22 +220,24 @@ class RBMModel(keras.Model):
         x = ops.cast(x, self.rbm.compute_dtype)
         return ops.reshape(x, (ops.shape(x)[0], -1))
 
-    def _monitor(self, v0):
+    def _monitor(self, v0, a0=None):
+        """Update the figures of the data v0; a0 (its hidden pre-activations) saves recomputing them."""
         rbm = self.rbm
-        error = ops.mean(ops.square(v0 - rbm.reconstruct(v0)))
+        a0 = rbm.hidden_input(v0) if a0 is None else a0
+        error = ops.mean(ops.square(v0 - rbm.visible_mean(rbm._hidden_activation(a0))))
         self.loss_tracker.update_state(error)
         self.reconstruction_tracker.update_state(error)
-        self.free_energy_tracker.update_state(ops.mean(rbm.free_energy(v0)))
+        self.free_energy_tracker.update_state(ops.mean(rbm._free_energy(v0, a0)))
         if rbm.visible == "bernoulli":
-            self.pll_tracker.update_state(ops.mean(rbm.pseudo_log_likelihood(v0)))
+            self.pll_tracker.update_state(ops.mean(rbm.pseudo_log_likelihood(v0, a0)))
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         v0 = self._visible(data)
         rbm = self.rbm
-        grads, _ = rbm.contrastive_divergence(v0)
+        grads, a0 = rbm.contrastive_divergence(v0)
         self.optimizer.apply_gradients(zip(grads, [rbm.kernel, rbm.hidden_bias, rbm.visible_bias]))
-        return self._monitor(v0)
+        return self._monitor(v0, a0)  # the figures of the parameters before this update
 
     def test_step(self, data):
         return self._monitor(self._visible(data))

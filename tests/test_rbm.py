@@ -208,3 +208,24 @@ def test_dbn_bad_widths_is_a_user_error(digits):
     ds, _ = digits
     with pytest.raises(ZooError, match="widths"):
         rbm_plugin.dbn.build(rbm_plugin.dbn.resolve({"widths": []}), ds.spec)
+
+
+def test_pseudo_log_likelihood_matches_flipping_one_unit():
+    v = (np.random.default_rng(3).uniform(size=(5, 11)) > 0.5).astype("float32")
+
+    def make():
+        layer = rbm_layers.RBM(7, seed=5)
+        layer.build((None, 11))
+        rng = np.random.default_rng(0)
+        layer.kernel.assign(rng.normal(0, 1, (11, 7)).astype("float32"))
+        layer.hidden_bias.assign(rng.normal(0, 1, 7).astype("float32"))
+        layer.visible_bias.assign(rng.normal(0, 1, 11).astype("float32"))
+        return layer
+
+    pll = np.asarray(make().pseudo_log_likelihood(v))
+    ref_layer = make()  # same seed: the same units get flipped
+    index = np.asarray(keras.random.randint((5,), 0, 11, seed=ref_layer.seed_generator))
+    flipped = v.copy()
+    flipped[np.arange(5), index] = 1 - flipped[np.arange(5), index]
+    gap = np.asarray(ref_layer.free_energy(flipped)) - np.asarray(ref_layer.free_energy(v))
+    np.testing.assert_allclose(pll, 11 * -np.logaddexp(0, -gap), rtol=1e-4, atol=1e-4)
