@@ -192,6 +192,9 @@ class ModelSpec:
     #: optional: compile_args(hp, data_spec) -> dict overriding loss/metrics
     compile_args: Callable[..., Mapping[str, Any]] | None = None
     api_version: int = SPEC_API_VERSION
+    #: optional: modules holding Keras classes a saved model needs, imported before loading
+    #: (lets a spec module keep Keras out of its own imports)
+    keras_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))

@@ -77,9 +77,13 @@ class Run:
             raise ZooError(f"run directory {str(d)!r} has a corrupt JSON file: {exc}") from None
         model = None
         if with_model:
+            import importlib
+
             import keras
 
-            get_spec(config["model"])  # import the plugin so its custom layers are registered
+            spec = get_spec(config["model"])  # import the plugin so its custom layers are registered
+            for module in spec.keras_modules:  # and the modules it names for its Keras classes
+                importlib.import_module(module)
             try:
                 model = keras.saving.load_model(d / "model.keras")
             except (OSError, ValueError) as exc:
