@@ -195,9 +195,18 @@ class ModelSpec:
     #: optional: modules holding Keras classes a saved model needs, imported before loading
     #: (lets a spec module keep Keras out of its own imports)
     keras_modules: tuple[str, ...] = ()
+    #: optional: a small input shape (one example) for conformance tests and smoke
+    #: runs, for models whose default input is large or unusual (e.g. 224x224x3)
+    example_input_shape: tuple[int, ...] | None = None
+    #: optional: hyperparameter overrides that make the model small for those tests
+    #: (e.g. {"units": 8}); the defaults stay what the paper used
+    example_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
+        if self.example_input_shape is not None:
+            object.__setattr__(self, "example_input_shape", tuple(self.example_input_shape))
+        object.__setattr__(self, "example_hyperparameters", MappingProxyType(dict(self.example_hyperparameters)))
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
@@ -222,6 +231,13 @@ class ModelSpec:
         missing = [k for k in self.search_space if k not in self.hyperparameters()]
         if missing:
             out.append(f"search space names {missing} without defaults")
+        unknown = [k for k in self.example_hyperparameters if k not in self.hyperparameters()]
+        if unknown:
+            out.append(f"example_hyperparameters names {unknown}, which are not hyperparameters")
+        shape = self.example_input_shape
+        if shape is not None and (not all(isinstance(d, int) and d > 0 for d in shape)
+                                  or (self.input_ranks is not None and len(shape) not in self.input_ranks)):
+            out.append(f"example_input_shape {shape} must be positive ints of a rank in input_ranks {self.input_ranks}")
         return out
 
     @property

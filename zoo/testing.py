@@ -1,0 +1,448 @@
+"""The plugin conformance kit: the checks every model in the zoo must pass.
+
+A third party adds one line to their own pytest suite:
+
+    from zoo.testing import conformance_tests
+    test_my_model = conformance_tests("mymodel")
+
+which yields one parametrised test per check. This project runs the same kit over
+every registered model (tests/test_conformance.py). The checks, in order:
+
+    spec           the spec is valid (fields, tasks, search-space defaults in range)
+    search_space   the search space is non-empty and declares into keras_tuner
+    build_default  builds at its default hyperparameters, output of the declared shape
+    build_sampled  builds at a seeded random point of its search space
+    forward        a forward pass on tiny data: declared output shape, finite values
+    train_step     one training step (the zoo's own compile): finite loss, weights change
+    export         zoo.export.save_signature + tf.saved_model.load serve raw inputs
+                   with the same outputs as the Keras model on preprocessed ones
+
+The tiny synthetic data is derived from the spec: `example_input_shape` when the spec
+declares one, else its default dataset's shape, else a small shape of the first
+accepted rank (8 features; 12 steps x 4 features; 28x28x1 images).
+`example_hyperparameters` (spec) and `hyperparameters=` (caller) keep models small.
+
+A failing check raises ConformanceError (an AssertionError) naming the model, the
+check and why: "conformance[vgg16] forward: output shape (2, 10) != declared (2, 1000)".
+pytest is imported only by `conformance_tests`; TensorFlow only when a check runs.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.spec import TASKS, Boolean, Choice, DataSpec, Float, Int, ModelSpec
+
+CHECKS = ("spec", "search_space", "build_default", "build_sampled", "forward", "train_step", "export")
+
+#: one example's shape for the datasets a spec may name as its default (no loading)
+DATASET_SHAPES: dict[str, tuple[int, ...]] = {
+    "xor": (2,), "spirals": (2,), "iris": (4,), "wine": (13,), "breast_cancer": (30,), "diabetes": (10,),
+    "digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3),
+}
+#: small shapes by rank when neither the spec nor its dataset gives one
+RANK_SHAPES: dict[int, tuple[int, ...]] = {1: (8,), 2: (12, 4), 3: (28, 28, 1), 4: (4, 16, 16, 1)}
+#: tolerance of the export round trip (absolute and relative)
+EXPORT_TOLERANCE = 1e-5
+NUM_CLASSES = 3
+TARGET_MEAN, TARGET_STD = [10.0, -5.0], [2.0, 3.0]
+
+
+class ConformanceError(AssertionError):
+    """A model failed a conformance check; the message names model, check and reason."""
+
+
+def fail(model: str, check: str, reason: str) -> ConformanceError:
+    return ConformanceError(f"conformance[{model}] {check}: {reason}")
+
+
+# --- tiny synthetic data -----------------------------------------------------------
+
+
+@dataclass
+class Example:
+    """Tiny synthetic data for one model: raw inputs, preprocessed inputs, targets."""
+
+    data_spec: DataSpec
+    task: str  # what the model learns on it (zoo.train.task_for)
+    raw_x: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def expected_output_shape(self) -> tuple[int, ...] | None:
+        """The output shape the spec's contract implies, batch size included
+        (None for tasks whose output the contract leaves to the model)."""
+        n = len(self.x)
+        if self.task == "classification":
+            return (n, self.data_spec.output_units)
+        if self.task == "regression":
+            return (n, int(self.data_spec.num_targets or 1))
+        if self.task == "reconstruction":
+            return (n, *self.data_spec.input_shape)
+        return None
+
+
+def example_input_shape(spec: ModelSpec, input_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The small input shape used to test `spec` (see the module docstring)."""
+    if input_shape is not None:
+        return tuple(input_shape)
+    if spec.example_input_shape is not None:
+        return tuple(spec.example_input_shape)
+    ranks = spec.input_ranks
+    dataset_shape = DATASET_SHAPES.get(spec.default_dataset or "")
+    if dataset_shape is not None and (ranks is None or len(dataset_shape) in ranks):
+        return dataset_shape
+    if ranks is None:
+        return RANK_SHAPES[1]
+    for rank in ranks:
+        if rank in RANK_SHAPES:
+            return RANK_SHAPES[rank]
+    raise fail(spec.name, "data", f"no example input for input_ranks {ranks}; declare example_input_shape in the spec")
+
+
+def example_data(spec: ModelSpec, *, task: str | None = None, input_shape: tuple[int, ...] | None = None,
+                 n: int = 8, seed: int = 0) -> Example:
+    """Seeded tiny data that `spec` accepts, built the way zoo.data builds real data:
+    images of raw pixels 0..255 rescaled to [0, 1], other inputs standardised."""
+    from zoo.data import preprocess
+    from zoo.train import task_for
+
+    task = task or next((t for t in spec.tasks if t in ("classification", "regression")), spec.tasks[0])
+    shape = example_input_shape(spec, input_shape)
+    rng = np.random.default_rng(seed)
+    kind = {3: "image", 2: "sequence"}.get(len(shape), "tabular")
+    if kind == "image":
+        raw_x = rng.integers(0, 256, size=(n, *shape)).astype("float32")
+        preprocessing, value_range = {"type": "rescale", "scale": 1.0 / 255.0, "offset": 0.0}, (0.0, 1.0)
+    else:
+        raw_x = (rng.normal(size=(n, *shape)) * 3.0 + 1.0).astype("float32")
+        std = raw_x.std(axis=0)
+        preprocessing = {"type": "standardize", "mean": raw_x.mean(axis=0).tolist(),
+                         "std": np.where(std > 1e-8, std, 1.0).tolist()}
+        value_range = None
+    data_task = task if task in ("classification", "regression") else "classification"
+    if data_task == "regression":
+        y = (rng.normal(size=(n, len(TARGET_MEAN))) * TARGET_STD + TARGET_MEAN).astype("float32")
+        preprocessing = {**preprocessing, "target": {"mean": TARGET_MEAN, "std": TARGET_STD}}
+        extra: dict[str, Any] = {"num_targets": len(TARGET_MEAN)}
+    else:
+        y = (np.arange(n) % NUM_CLASSES).astype("int64")
+        extra = {"num_classes": NUM_CLASSES, "class_names": tuple(f"class{i}" for i in range(NUM_CLASSES))}
+    data_spec = DataSpec(name=f"conformance-{spec.name}", task=data_task, input_shape=tuple(shape), input_kind=kind,
+                         preprocessing=preprocessing, value_range=value_range,
+                         sizes={"train": n, "val": n, "test": n}, **extra)
+    return Example(data_spec, task_for(spec, data_spec), raw_x, preprocess(dict(preprocessing), raw_x), y)
+
+
+# --- one model under test ----------------------------------------------------------
+
+
+@dataclass
+class Subject:
+    """A model under test: its spec, tiny data and small hyperparameters."""
+
+    spec: ModelSpec
+    example: Example
+    hyperparameters: dict[str, Any]
+    seed: int = 0
+    _models: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def build(self, hp: Mapping[str, Any]):
+        from zoo.train import build_model
+
+        return build_model(self.spec, hp, self.example.data_spec)
+
+    def model(self):
+        """The model at the small hyperparameters, built once for forward and export."""
+        if "example" not in self._models:
+            self._models["example"] = self.build(self.hyperparameters)
+        return self._models["example"]
+
+
+def subject(model: str | ModelSpec, *, hyperparameters: Mapping[str, Any] | None = None,
+            input_shape: tuple[int, ...] | None = None, task: str | None = None, seed: int = 0) -> Subject:
+    """Resolve a model name (or spec) into what the checks need."""
+    from zoo.registry import get_spec
+
+    spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    example = example_data(spec, task=task, input_shape=input_shape, seed=seed)
+    try:
+        hp = spec.resolve({**spec.example_hyperparameters, **dict(hyperparameters or {})})
+    except Exception as exc:
+        raise fail(spec.name, "hyperparameters", str(exc)) from exc
+    return Subject(spec, example, hp, seed)
+
+
+# --- the checks --------------------------------------------------------------------
+
+
+def _outputs(y: Any) -> np.ndarray:
+    """A model's (first) output as numpy: models with several outputs put the prediction first."""
+    if isinstance(y, Mapping):
+        y = next(iter(y.values()))
+    elif isinstance(y, (list, tuple)):
+        y = y[0]
+    return np.asarray(y)
+
+
+def _forward(s: Subject, model, n: int | None = None) -> np.ndarray:
+    x = s.example.x if n is None else s.example.x[:n]
+    return _outputs(model(x, training=False))
+
+
+def _check_shape(s: Subject, check: str, out: np.ndarray, n: int) -> None:
+    expected = s.example.expected_output_shape
+    if expected is None:
+        if out.shape[:1] != (n,):
+            raise fail(s.name, check, f"output batch size {out.shape[:1]} != input batch size {n}")
+        return
+    expected = (n, *expected[1:])
+    if tuple(out.shape) != expected:
+        raise fail(s.name, check, f"output shape {tuple(out.shape)} != declared {expected} "
+                                  f"({s.example.task}, input {s.example.data_spec.input_shape})")
+
+
+def check_spec(s: Subject, registered_name: str | None = None) -> None:
+    spec = s.spec
+    if not isinstance(spec, ModelSpec):
+        raise fail(str(registered_name), "spec", f"{type(spec).__name__} is not a zoo.spec.ModelSpec")
+    problems = list(spec.problems())
+    if registered_name is not None and spec.name != registered_name:
+        problems.append(f"spec name {spec.name!r} differs from its registered name {registered_name!r}")
+    problems += [f"unknown task {t!r} (known: {', '.join(TASKS)})" for t in spec.tasks if t not in TASKS]
+    if not spec.family or not spec.summary:
+        problems.append("family and summary must be non-empty")
+    if spec.input_ranks is not None and not all(isinstance(r, int) and r > 0 for r in spec.input_ranks):
+        problems.append(f"input_ranks must be positive ints, got {spec.input_ranks}")
+    defaults = spec.hyperparameters()
+    for name, param in spec.search_space.items():
+        if not isinstance(param, (Int, Float, Choice, Boolean)):
+            problems.append(f"search space {name!r} is a {type(param).__name__}, not Int/Float/Choice/Boolean")
+        elif name in defaults and not _default_fits(param, defaults[name]):
+            problems.append(f"default {name}={defaults[name]!r} lies outside its search space ({param.describe()})")
+    if problems:
+        raise fail(spec.name, "spec", "; ".join(problems))
+
+
+def _default_fits(param: Any, default: Any) -> bool:
+    if isinstance(param, Boolean):
+        return isinstance(default, bool)
+    if isinstance(param, Choice):
+        return default in param.values
+    return isinstance(default, (int, float)) and not isinstance(default, bool) and param.min <= default <= param.max
+
+
+def sample_point(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
+    """A seeded random point of the spec's search space, through keras_tuner."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    defaults = spec.hyperparameters()
+    for name, param in spec.search_space.items():
+        param.declare(hp, name, defaults[name])
+    return {p.name: p.random_sample(seed + i) for i, p in enumerate(hp.space)}
+
+
+def check_search_space(s: Subject) -> None:
+    if not s.spec.search_space:
+        raise fail(s.name, "search_space", "the search space is empty; declare what `zoo tune` may vary")
+    try:
+        point = sample_point(s.spec, s.seed)
+        s.spec.resolve(point)
+    except Exception as exc:
+        raise fail(s.name, "search_space", f"cannot declare/sample it with keras_tuner: {type(exc).__name__}: {exc}") from exc
+    if set(point) != set(s.spec.search_space):
+        raise fail(s.name, "search_space", f"keras_tuner declared {sorted(point)}, spec has {sorted(s.spec.search_space)}")
+
+
+def check_build_default(s: Subject) -> None:
+    hp = s.spec.resolve()
+    model = s.model() if hp == s.hyperparameters else s.build(hp)
+    _check_shape(s, "build_default", _forward(s, model, 2), 2)
+
+
+def check_build_sampled(s: Subject) -> None:
+    point = sample_point(s.spec, s.seed)
+    hp = s.spec.resolve({**s.hyperparameters, **point})
+    try:
+        model = s.build(hp)
+    except Exception as exc:
+        raise fail(s.name, "build_sampled", f"at {point}: {type(exc).__name__}: {exc}") from exc
+    _check_shape(s, "build_sampled", _forward(s, model, 2), 2)
+
+
+def check_forward(s: Subject) -> None:
+    out = _forward(s, s.model())
+    _check_shape(s, "forward", out, len(s.example.x))
+    if not np.all(np.isfinite(out)):
+        raise fail(s.name, "forward", f"{int(np.sum(~np.isfinite(out)))} of {out.size} output values are NaN/inf")
+
+
+def check_train_step(s: Subject, tmp_dir: Path) -> None:
+    from zoo.data import Dataset
+    from zoo.train import compile_model
+
+    ex = s.example
+    model = s.build(s.hyperparameters)  # its own copy: training changes the weights
+    compile_model(model, s.spec, s.hyperparameters, ex.data_spec, steps_per_epoch=1)
+    if s.spec.pretrain is not None:
+        arrays = {split: (ex.x, ex.y) for split in ("train", "val", "test")}
+        s.spec.pretrain(model, Dataset(ex.data_spec, arrays, batch_size=len(ex.x), seed=s.seed), s.hyperparameters,
+                        tmp_dir)
+    if not model.trainable_weights:
+        raise fail(s.name, "train_step", "the model has no trainable weights")
+    before = [np.array(w) for w in model.trainable_weights]
+    targets = ex.x if ex.task == "reconstruction" else ex.y
+    logs = model.train_on_batch(ex.x, targets, return_dict=True)
+    bad = {k: float(v) for k, v in logs.items() if not math.isfinite(float(np.asarray(v)))}
+    if not logs or bad:
+        raise fail(s.name, "train_step", f"loss is not finite after one step: {bad or logs}")
+    if all(np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights)):
+        raise fail(s.name, "train_step", "one training step changed no weight (loss "
+                                         f"{float(np.asarray(logs.get('loss', float('nan')))):.4g})")
+
+
+#: the signature output that holds the Keras model's output, by task (zoo.export's contract)
+SIGNATURE_OUTPUTS = {"classification": "probabilities", "regression": "predictions", "reconstruction": "reconstruction"}
+
+
+def check_export(s: Subject, tmp_dir: Path) -> None:
+    try:
+        from zoo.export import save_signature
+    except ImportError as exc:
+        raise fail(s.name, "export", f"export module not available (cannot import zoo.export: {exc})") from exc
+    import tensorflow as tf
+
+    ex = s.example
+    model = s.model()
+    path = Path(tmp_dir) / f"{s.name}-savedmodel"
+    save_signature(model, ex.data_spec, ex.task, path)
+    loaded = tf.saved_model.load(str(path))
+    if "serving_default" not in loaded.signatures:
+        raise fail(s.name, "export", f"no serving_default signature (has {sorted(loaded.signatures)})")
+    fn = loaded.signatures["serving_default"]
+    inputs = fn.structured_input_signature[1]
+    if len(inputs) != 1:
+        raise fail(s.name, "export", f"serving_default takes {sorted(inputs)}; expected one input")
+    (input_name, input_spec), = inputs.items()
+    served = {k: np.asarray(v) for k, v in fn(**{input_name: tf.constant(ex.raw_x.astype(input_spec.dtype.as_numpy_dtype))}).items()}
+    expected = _forward(s, model)
+    key = SIGNATURE_OUTPUTS.get(ex.task)
+    if key not in served:
+        if len(served) != 1:
+            raise fail(s.name, "export", f"signature outputs {sorted(served)} lack {key!r}")
+        key = next(iter(served))
+    got = served[key]
+    if got.shape != expected.shape:
+        raise fail(s.name, "export", f"served {key!r} has shape {got.shape}; the Keras model gives {expected.shape}")
+    if not np.allclose(got, expected, rtol=EXPORT_TOLERANCE, atol=EXPORT_TOLERANCE):
+        diff = float(np.max(np.abs(got - expected)))
+        raise fail(s.name, "export", f"served {key!r} on raw inputs differs from the Keras model on preprocessed "
+                                     f"inputs by up to {diff:.3g} (tolerance {EXPORT_TOLERANCE:g}); is the "
+                                     "preprocessing in the signature the dataset's?")
+    if "class_ids" in served and ex.task == "classification":
+        ids = expected.argmax(axis=-1) if expected.shape[-1] > 1 else (expected[:, 0] > 0.5).astype("int64")
+        if not np.array_equal(np.asarray(served["class_ids"]).reshape(-1), ids.reshape(-1)):
+            raise fail(s.name, "export", "served 'class_ids' are not the most probable classes")
+
+
+_RUNNERS: dict[str, Callable[..., None]] = {
+    "spec": lambda s, tmp: check_spec(s), "search_space": lambda s, tmp: check_search_space(s),
+    "build_default": lambda s, tmp: check_build_default(s), "build_sampled": lambda s, tmp: check_build_sampled(s),
+    "forward": lambda s, tmp: check_forward(s), "train_step": check_train_step, "export": check_export,
+}
+
+_subjects: dict[tuple, Subject] = {}
+
+
+def _key(model: str | ModelSpec, options: Mapping[str, Any]) -> tuple:
+    name = model.name if isinstance(model, ModelSpec) else model
+    return (name, id(model) if isinstance(model, ModelSpec) else None, repr(sorted(options.items())))
+
+
+def check(model: str | ModelSpec, name: str, *, tmp_dir: str | Path | None = None, **options: Any) -> None:
+    """Run conformance check `name` on `model` (a registered name or a spec).
+
+    Options: hyperparameters={...}, input_shape=(...), task="...", seed=0.
+    Raises ConformanceError saying which model, which check and why.
+    """
+    if name not in _RUNNERS:
+        raise ValueError(f"unknown conformance check {name!r}; checks: {', '.join(CHECKS)}")
+    label = model.name if isinstance(model, ModelSpec) else model
+    key = _key(model, options)
+    try:
+        s = _subjects.get(key) or subject(model, **options)
+    except ConformanceError:
+        raise
+    except Exception as exc:
+        raise fail(label, name, f"cannot load the model: {type(exc).__name__}: {exc}") from exc
+    if key not in _subjects:  # keep one model's subject: the tests run model by model
+        _subjects.clear()
+        _subjects[key] = s
+    if name == "spec" and not isinstance(model, ModelSpec):
+        return check_spec(s, registered_name=model)
+    with tempfile.TemporaryDirectory(prefix=f"zoo-conformance-{label}-") as tmp:
+        try:
+            _RUNNERS[name](s, Path(tmp_dir or tmp))
+        except ConformanceError:
+            raise
+        except Exception as exc:
+            raise fail(label, name, f"{type(exc).__name__}: {exc}") from exc
+
+
+def run_checks(model: str | ModelSpec, checks: Iterable[str] = CHECKS, **options: Any) -> dict[str, str | None]:
+    """Every check on one model: check name -> None when passed, else the failure message."""
+    results: dict[str, str | None] = {}
+    for name in checks:
+        try:
+            check(model, name, **options)
+            results[name] = None
+        except AssertionError as exc:
+            results[name] = str(exc)
+    return results
+
+
+def conformance_tests(*models: str | ModelSpec, checks: Iterable[str] = CHECKS,
+                      overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                      marks: Mapping[str, Any] | None = None, **options: Any):
+    """A pytest test function parametrised over models x checks.
+
+        test_my_model = conformance_tests("mymodel")
+        test_zoo = conformance_tests(*zoo.list_models(), overrides={"vgg16": {"hyperparameters": {...}}})
+
+    `options` (hyperparameters, input_shape, task, seed) apply to every model,
+    `overrides[name]` on top for one model; `marks` maps a check name to pytest
+    marks for it (e.g. a skipif).
+    """
+    import pytest
+
+    checks = tuple(checks)
+    unknown = [c for c in checks if c not in _RUNNERS]
+    if unknown:
+        raise ValueError(f"unknown conformance checks {unknown}; checks: {', '.join(CHECKS)}")
+    params = []
+    for model in models:
+        label = model.name if isinstance(model, ModelSpec) else model
+        opts = {**options, **dict((overrides or {}).get(label, {}))}
+        for name in checks:
+            mark = (marks or {}).get(name, ())
+            params.append(pytest.param(model, name, opts, id=f"{label}-{name}",
+                                       marks=mark if isinstance(mark, (list, tuple)) else [mark]))
+
+    @pytest.mark.parametrize(("zoo_model", "zoo_check", "zoo_options"), params)
+    def test_conformance(zoo_model, zoo_check, zoo_options, tmp_path):
+        check(zoo_model, zoo_check, tmp_dir=tmp_path, **zoo_options)
+
+    return test_conformance
