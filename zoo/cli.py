@@ -60,11 +60,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.all_capabilities)) or "-",
                  found[s.name][0].dist, s.summary) for s in specs if s.name in keep]
         print(_table(rows, ("name", "family", "tasks", "capabilities", "from", "summary")))
+        duplicates = []  # load_all reports them among the broken
     else:
-        rows = [(n, found[n][0].dist, found[n][0].version) for n in registry.names(args.pattern)]
+        rows = [(n, ", ".join(e.dist for e in found[n]), ", ".join(e.version for e in found[n]))
+                for n in registry.names(args.pattern)]
         print(_table(rows, ("name", "from", "version")))
-        broken = []
-    for problem in [str(b) for b in broken] + [p for p in registry.problems() if "twice" in p]:
+        broken, duplicates = [], [p for p in registry.problems() if "twice" in p]
+    for problem in [str(b) for b in broken] + duplicates:
         print(f"warning: {problem}", file=sys.stderr)
     return 0
 

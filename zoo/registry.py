@@ -13,7 +13,7 @@ import importlib.metadata as md
 from dataclasses import dataclass
 
 from zoo.errors import PluginError, ZooError, did_you_mean
-from zoo.spec import ModelSpec
+from zoo.spec import SUPPORTED_API_VERSIONS, ModelSpec, PluginSpecInvalid
 
 GROUP = "zoo.models"
 
@@ -40,7 +40,8 @@ class Broken:
     error: str
 
     def __str__(self) -> str:
-        return f"plugin {self.entry.name!r} ({self.entry.origin}, {self.entry.value}): {self.error}"
+        # the error already names the plugin, its distribution and entry point (see _where)
+        return self.error
 
 
 _specs: dict[str, ModelSpec] = {}
@@ -73,15 +74,21 @@ def _load(entry: Entry) -> ModelSpec:
     ep = md.EntryPoint(entry.name, entry.value, GROUP)
     try:
         obj = ep.load()
+    except PluginSpecInvalid as exc:  # the module built a ModelSpec this core refuses
+        raise PluginError(f"{_where(entry)} is not a valid spec: {exc}"
+                          + _api_hint(entry, getattr(exc, "api_version", None))) from exc
     except Exception as exc:  # a plugin's import error must not break the others
-        raise PluginError(f"{_where(entry)} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"{_where(entry)} failed to import: {type(exc).__name__}: {exc}. "
+                          f"Fix or uninstall {entry.dist}; the other models still work.") from exc
     if callable(obj) and not isinstance(obj, ModelSpec):
         obj = _call_factory(entry, obj)
     if not isinstance(obj, ModelSpec):
-        raise PluginError(f"{_where(entry)} is a {type(obj).__name__}, not a zoo.spec.ModelSpec")
+        raise PluginError(f"{_where(entry)} is a {type(obj).__name__}, not a zoo.spec.ModelSpec; "
+                          "its entry point must name a ModelSpec (module:attribute) or a function returning one")
     problems = obj.problems()
     if problems:
-        raise PluginError(f"{_where(entry)} is not a valid spec: " + "; ".join(problems))
+        raise PluginError(f"{_where(entry)} is not a valid spec: " + "; ".join(problems)
+                          + _api_hint(entry, obj.api_version))
     if obj.name != entry.name:
         raise PluginError(f"{_where(entry)} holds a spec named {obj.name!r}; the entry-point name must match")
     return obj
@@ -92,6 +99,16 @@ def _call_factory(entry: Entry, factory):
         return factory()
     except Exception as exc:
         raise PluginError(f"{_where(entry)} failed to create its spec: {type(exc).__name__}: {exc}") from exc
+
+
+def _api_hint(entry: Entry, api_version: int | None) -> str:
+    """What to do about a plugin written for a spec API version this core lacks."""
+    if api_version is None or api_version in SUPPORTED_API_VERSIONS:
+        return ""
+    newer = isinstance(api_version, int) and api_version > max(SUPPORTED_API_VERSIONS)
+    return (f". Upgrade keras-zoo, or install a release of {entry.dist} written for spec API version "
+            f"{max(SUPPORTED_API_VERSIONS)}." if newer else
+            f". Upgrade {entry.dist} to a release written for spec API version {max(SUPPORTED_API_VERSIONS)}.")
 
 
 def _where(entry: Entry) -> str:

@@ -212,7 +212,9 @@ class ModelSpec:
         object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
         problems = self.problems()
         if problems:
-            raise PluginSpecInvalid(f"model spec {self.name!r} is invalid: " + "; ".join(problems))
+            exc = PluginSpecInvalid(f"model spec {self.name!r} is invalid: " + "; ".join(problems))
+            exc.api_version = self.api_version  # lets the registry say what to upgrade
+            raise exc
 
     def problems(self) -> list[str]:
         """What is wrong with this spec, as sentences (empty when valid)."""
