@@ -446,3 +446,19 @@ def conformance_tests(*models: str | ModelSpec, checks: Iterable[str] = CHECKS,
         check(zoo_model, zoo_check, tmp_dir=tmp_path, **zoo_options)
 
     return test_conformance
+
+
+def write_dist_info(site: str | Path, name: str, version: str, models: Mapping[str, str]) -> Path:
+    """Declare a distribution and its `zoo.models` entry points in directory `site`
+    (a `<name>-<version>.dist-info` with METADATA and entry_points.txt), as pip would.
+
+    With `site` (and the plugin's source) on sys.path or PYTHONPATH the registry
+    finds the plugin, without installing it: fast tests of entry-point loading.
+    `models` maps model name -> "module:attribute".
+    """
+    dist = Path(site) / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = "".join(f"{model} = {target}\n" for model, target in models.items())
+    (dist / "entry_points.txt").write_text("[zoo.models]\n" + lines)
+    return dist

@@ -1,0 +1,216 @@
+"""The example third-party plugin (examples/zoo-example-plugin) through the zoo's own
+commands, and the failures a third party will meet: an import error, an object that
+is not a spec, a duplicate name, a spec for an unsupported API version.
+
+Plugins are put on the path as pip would leave them (a *.dist-info with
+entry_points.txt beside the source), without installing anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo import registry
+from zoo.errors import PluginError, ZooError
+from zoo.testing import CHECKS, check, write_dist_info
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "zoo-example-plugin"
+
+#: model -> (distribution, version, module name, module source, what the error must say)
+BROKEN = {
+    "broken-import": ("zoo-broken", "1.0", "zoo_broken_import", "import zoo_missing_dependency\n",
+                      ["plugin 'broken-import' from zoo-broken 1.0", "failed to import",
+                       "No module named 'zoo_missing_dependency'", "Fix or uninstall zoo-broken"]),
+    "not-a-spec": ("zoo-notspec", "1.0", "zoo_notspec", "spec = {'name': 'not-a-spec'}\n",
+                   ["plugin 'not-a-spec' from zoo-notspec 1.0", "is a dict, not a zoo.spec.ModelSpec"]),
+    "future-net": ("zoo-future", "3.0", "zoo_future",
+                   "from zoo.spec import ModelSpec\n"
+                   "spec = ModelSpec(name='future-net', family='f', summary='from the future',\n"
+                   "                 tasks=('classification',), build=lambda hp, d: None, api_version=2)\n",
+                   ["plugin 'future-net' from zoo-future 3.0", "written for spec API version 2",
+                    "Upgrade keras-zoo, or install a release of zoo-future written for spec API version 1"]),
+    "mlp": ("zoo-dup", "2.0", "zoo_dup", "from zoo.plugins.mlp import mlp\n",
+            ["model name 'mlp' is registered twice", "zoo-dup 2.0", "keras-zoo", "Uninstall one of them"]),
+}
+HAVE_EXPORT = importlib.util.find_spec("zoo.export") is not None
+
+
+def example_entry_points() -> tuple[str, str, dict[str, str]]:
+    """Name, version and zoo.models entry points, read from the example's pyproject.toml."""
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
+    return project["name"], project["version"], project["entry-points"]["zoo.models"]
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory) -> dict[str, list[str]]:
+    """sys.path entries: "example" (the example plugin), "broken" (the four broken ones)."""
+    root = tmp_path_factory.mktemp("site")
+    name, version, models = example_entry_points()
+    write_dist_info(root / "example", name, version, models)
+    for model, (dist, dist_version, module, source, _) in BROKEN.items():
+        write_dist_info(root / "broken", dist, dist_version, {model: f"{module}:spec" if model != "mlp" else f"{module}:mlp"})
+        (root / "broken" / f"{module}.py").write_text(source)
+    return {"example": [str(root / "example"), str(EXAMPLE / "src")], "broken": [str(root / "broken")]}
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    """Put plugin directories on sys.path for this test, with a fresh registry."""
+    def install(*entries: str) -> None:
+        for entry in entries:
+            monkeypatch.syspath_prepend(entry)
+        registry.clear_cache()
+
+    yield install
+    registry.clear_cache()
+
+
+def zoo_cli(*args: str, path: list[str], cwd: Path, code: str | None = None) -> subprocess.CompletedProcess:
+    """Run `zoo ARGS` (or python -c CODE) in a subprocess with `path` on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "zoo.cli", *args]
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(("zoo: error:", "warning:", "Traceback"))]
+
+
+# --- the example plugin -------------------------------------------------------------
+
+
+def test_zoo_list_shows_the_plugin_without_importing_tensorflow(paths, tmp_path):
+    code = ("import sys; from zoo.cli import main; rc = main(['list']); "
+            "print('imported:', sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules)); "
+            "sys.exit(rc)")
+    out = zoo_cli(path=paths["example"] + paths["broken"], cwd=tmp_path, code=code)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:-1]}
+    assert rows["rbf-net"] == ["zoo-example-plugin", "0.1.0"]
+    assert rows["mlp"] == ["zoo-dup,", "keras-zoo", "2.0,", "0.1.0"]  # a duplicate shows both origins
+    assert set(BROKEN) | {"perceptron"} <= set(rows)  # names come from metadata: listed even when broken
+    assert out.stdout.splitlines()[-1] == "imported: []"
+    assert errors(out.stderr) == ["warning: model name 'mlp' is registered twice: by zoo-dup 2.0 and by keras-zoo 0.1.0"]
+
+
+@pytest.fixture(scope="module")
+def rbf_run(paths, tmp_path_factory) -> Path:
+    """`zoo train rbf-net` on iris, with the four broken plugins installed beside it.
+
+    In-process (zoo.cli.main, the command's own code) to spare a second TensorFlow start."""
+    from zoo.cli import main
+
+    runs = tmp_path_factory.mktemp("train") / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        for entry in paths["example"] + paths["broken"]:
+            mp.syspath_prepend(entry)
+        registry.clear_cache()
+        try:
+            rc = main(["train", "rbf-net", "--dataset", "iris", "--epochs", "8", "-q", "--runs-dir", str(runs),
+                       "--run-name", "rbf"])
+        finally:
+            registry.clear_cache()
+    assert rc == 0
+    return runs / "rbf"
+
+
+def test_zoo_train_trains_the_plugin(rbf_run):
+    metrics = json.loads((rbf_run / "metrics.json").read_text())
+    config = json.loads((rbf_run / "config.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 8
+    assert config["model"] == "rbf-net" and config["hyperparameters"]["centers"] == 32
+    assert metrics["test_accuracy"] > metrics["baseline_test_accuracy"]
+
+
+def test_zoo_tune_tunes_the_plugin(paths, tmp_path):
+    from zoo import cli
+
+    cli._load_extension_commands()
+    if "tune" not in cli.COMMANDS:
+        pytest.skip("zoo.tuning not installed")
+    out = zoo_cli("tune", "rbf-net", "--dataset", "iris", "--max-trials", "2", "--epochs", "2",
+                  path=paths["example"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.skipif(not HAVE_EXPORT, reason="zoo.export not installed")
+def test_zoo_export_exports_the_plugin(paths, rbf_run, on_path, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.export import export_run
+    from zoo.train import Run
+
+    on_path(*paths["example"])
+    path = export_run(Run.load(rbf_run), out=tmp_path / "saved_models")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    (name, spec), = serve.structured_input_signature[1].items()
+    raw = tf.constant(np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]), spec.dtype)
+    assert serve(**{name: raw})["probabilities"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", [pytest.param(c, marks=pytest.mark.skipif(
+    c == "export" and not HAVE_EXPORT, reason="zoo.export not installed")) for c in CHECKS])
+def test_the_plugin_passes_the_conformance_kit(paths, on_path, name):
+    on_path(*paths["example"])
+    check("rbf-net", name)
+
+
+# --- what goes wrong for third parties ------------------------------------------------
+
+
+def test_zoo_list_long_reports_each_broken_plugin_and_lists_the_rest(paths, tmp_path):
+    out = zoo_cli("list", "--long", path=paths["broken"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    names = [line.split()[0] for line in out.stdout.splitlines()[1:]]
+    assert names == ["perceptron"]
+    warnings = errors(out.stderr)
+    assert len(warnings) == len(BROKEN), warnings
+    for model, (*_, expected) in BROKEN.items():
+        line = next(w for w in warnings if f"'{model}'" in w)
+        assert all(part in line for part in expected), line
+
+
+@pytest.mark.parametrize("command", ["info", "train"])
+@pytest.mark.parametrize("model", sorted(BROKEN))
+def test_zoo_info_and_train_name_the_broken_plugin(paths, tmp_path, command, model):
+    out = zoo_cli(command, model, path=paths["broken"], cwd=tmp_path)
+    assert out.returncode == 2
+    (line,) = errors(out.stderr)  # one line, no traceback
+    assert line.startswith("zoo: error: ") and all(part in line for part in BROKEN[model][-1]), line
+
+
+def test_python_api_isolates_broken_plugins(paths, on_path):
+    on_path(*paths["example"], *paths["broken"])
+    for model, (*_, expected) in BROKEN.items():
+        with pytest.raises(PluginError) as info:
+            zoo.get_spec(model)
+        assert all(part in str(info.value) for part in expected), str(info.value)
+    assert zoo.list_models() == ["perceptron", "rbf-net"]
+    assert len(registry.problems()) == len(BROKEN)
+    assert zoo.build("perceptron", input_shape=(4,), num_classes=3).output_shape == (None, 3)
+    assert zoo.get_spec("rbf-net").family == "rbf"
+
+
+def test_unknown_names_get_did_you_mean(paths, on_path, tmp_path):
+    out = zoo_cli("info", "rbf-nett", path=paths["example"], cwd=tmp_path)
+    assert out.returncode == 2
+    assert errors(out.stderr) == ["zoo: error: unknown model 'rbf-nett'. Did you mean: rbf-net? Run `zoo list` to see all."]
+    on_path(*paths["broken"])
+    with pytest.raises(ZooError, match="Did you mean: perceptron"):
+        zoo.get_spec("perceptorn")
+    with pytest.raises(PluginError):
+        zoo.get_spec("broken-import")
+    with pytest.raises(ZooError, match="installed but broken: plugin 'broken-import' from zoo-broken 1.0"):
+        zoo.get_spec("broken")
