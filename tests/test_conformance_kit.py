@@ -171,6 +171,13 @@ def test_conformance_tests_parametrises_models_by_checks():
     assert [p.id for p in params] == ["mlp-spec", "mlp-forward", "good-spec", "good-forward"]
     with pytest.raises(ValueError, match="unknown conformance checks"):
         conformance_tests("mlp", checks=("fwd",))
+    fn = conformance_tests("mlp", "perceptron", checks=("spec", "forward"),
+                           overrides={"mlp": {"checks": ("spec",), "marks": {"spec": pytest.mark.slow},
+                                              "hyperparameters": {"units": 4}}})
+    params = fn.pytestmark[0].args[1]
+    assert [p.id for p in params] == ["mlp-spec", "perceptron-spec", "perceptron-forward"]
+    assert params[0].marks[0].name == "slow" and params[0].values[2] == {"hyperparameters": {"units": 4}}
+    assert not params[1].marks
 
 
 # the one-line use a third party writes, on a spec object

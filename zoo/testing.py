@@ -303,13 +303,13 @@ def check_train_step(s: Subject, tmp_dir: Path) -> None:
                         tmp_dir)
     if not model.trainable_weights:
         raise fail(s.name, "train_step", "the model has no trainable weights")
-    before = [np.array(w) for w in model.trainable_weights]
+    before = [np.array(w.numpy(), copy=True) for w in model.trainable_weights]
     targets = ex.x if ex.task == "reconstruction" else ex.y
     logs = model.train_on_batch(ex.x, targets, return_dict=True)
     bad = {k: float(v) for k, v in logs.items() if not math.isfinite(float(np.asarray(v)))}
     if not logs or bad:
         raise fail(s.name, "train_step", f"loss is not finite after one step: {bad or logs}")
-    if all(np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights)):
+    if all(np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)):
         raise fail(s.name, "train_step", "one training step changed no weight (loss "
                                          f"{float(np.asarray(logs.get('loss', float('nan')))):.4g})")
 
@@ -423,21 +423,22 @@ def conformance_tests(*models: str | ModelSpec, checks: Iterable[str] = CHECKS,
         test_zoo = conformance_tests(*zoo.list_models(), overrides={"vgg16": {"hyperparameters": {...}}})
 
     `options` (hyperparameters, input_shape, task, seed) apply to every model,
-    `overrides[name]` on top for one model; `marks` maps a check name to pytest
-    marks for it (e.g. a skipif).
+    `overrides[name]` on top for one model, where it may also give that model's own
+    `checks` and `marks`; `marks` maps a check name to pytest marks for it (e.g. a
+    skipif, or pytest.mark.slow for a big model's build_default).
     """
     import pytest
 
-    checks = tuple(checks)
-    unknown = [c for c in checks if c not in _RUNNERS]
-    if unknown:
-        raise ValueError(f"unknown conformance checks {unknown}; checks: {', '.join(CHECKS)}")
     params = []
     for model in models:
         label = model.name if isinstance(model, ModelSpec) else model
         opts = {**options, **dict((overrides or {}).get(label, {}))}
-        for name in checks:
-            mark = (marks or {}).get(name, ())
+        model_checks, model_marks = tuple(opts.pop("checks", checks)), {**(marks or {}), **opts.pop("marks", {})}
+        unknown = [c for c in model_checks if c not in _RUNNERS]
+        if unknown:
+            raise ValueError(f"unknown conformance checks {unknown}; checks: {', '.join(CHECKS)}")
+        for name in model_checks:
+            mark = model_marks.get(name, ())
             params.append(pytest.param(model, name, opts, id=f"{label}-{name}",
                                        marks=mark if isinstance(mark, (list, tuple)) else [mark]))
 
