@@ -58,7 +58,8 @@ def paths(tmp_path_factory) -> dict[str, list[str]]:
     name, version, models = example_entry_points()
     write_dist_info(root / "example", name, version, models)
     for model, (dist, dist_version, module, source, _) in BROKEN.items():
-        write_dist_info(root / "broken", dist, dist_version, {model: f"{module}:spec" if model != "mlp" else f"{module}:mlp"})
+        attribute = "mlp" if model == "mlp" else "spec"
+        write_dist_info(root / "broken", dist, dist_version, {model: f"{module}:{attribute}"})
         (root / "broken" / f"{module}.py").write_text(source)
     return {"example": [str(root / "example"), str(EXAMPLE / "src")], "broken": [str(root / "broken")]}
 
@@ -101,7 +102,8 @@ def test_zoo_list_shows_the_plugin_without_importing_tensorflow(paths, tmp_path)
     assert rows["mlp"] == ["zoo-dup,", "keras-zoo", "2.0,", "0.1.0"]  # a duplicate shows both origins
     assert set(BROKEN) | {"perceptron"} <= set(rows)  # names come from metadata: listed even when broken
     assert out.stdout.splitlines()[-1] == "imported: []"
-    assert errors(out.stderr) == ["warning: model name 'mlp' is registered twice: by zoo-dup 2.0 and by keras-zoo 0.1.0"]
+    assert errors(out.stderr) == [
+        "warning: model name 'mlp' is registered twice: by zoo-dup 2.0 and by keras-zoo 0.1.0"]
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,8 @@ def test_python_api_isolates_broken_plugins(paths, on_path):
 def test_unknown_names_get_did_you_mean(paths, on_path, tmp_path):
     out = zoo_cli("info", "rbf-nett", path=paths["example"], cwd=tmp_path)
     assert out.returncode == 2
-    assert errors(out.stderr) == ["zoo: error: unknown model 'rbf-nett'. Did you mean: rbf-net? Run `zoo list` to see all."]
+    assert errors(out.stderr) == [
+        "zoo: error: unknown model 'rbf-nett'. Did you mean: rbf-net? Run `zoo list` to see all."]
     on_path(*paths["broken"])
     with pytest.raises(ZooError, match="Did you mean: perceptron"):
         zoo.get_spec("perceptorn")

@@ -262,9 +262,11 @@ def check_search_space(s: Subject) -> None:
         point = sample_point(s.spec, s.seed)
         s.spec.resolve(point)
     except Exception as exc:
-        raise fail(s.name, "search_space", f"cannot declare/sample it with keras_tuner: {type(exc).__name__}: {exc}") from exc
+        raise fail(s.name, "search_space",
+                   f"cannot declare/sample it with keras_tuner: {type(exc).__name__}: {exc}") from exc
     if set(point) != set(s.spec.search_space):
-        raise fail(s.name, "search_space", f"keras_tuner declared {sorted(point)}, spec has {sorted(s.spec.search_space)}")
+        raise fail(s.name, "search_space",
+                   f"keras_tuner declared {sorted(point)}, spec has {sorted(s.spec.search_space)}")
 
 
 def check_build_default(s: Subject) -> None:
@@ -337,7 +339,8 @@ def check_export(s: Subject, tmp_dir: Path) -> None:
     if len(inputs) != 1:
         raise fail(s.name, "export", f"serving_default takes {sorted(inputs)}; expected one input")
     (input_name, input_spec), = inputs.items()
-    served = {k: np.asarray(v) for k, v in fn(**{input_name: tf.constant(ex.raw_x.astype(input_spec.dtype.as_numpy_dtype))}).items()}
+    raw = tf.constant(ex.raw_x.astype(input_spec.dtype.as_numpy_dtype))
+    served = {k: np.asarray(v) for k, v in fn(**{input_name: raw}).items()}
     expected = _forward(s, model)
     key = SIGNATURE_OUTPUTS.get(ex.task)
     if key not in served:

@@ -29,7 +29,9 @@ class GaussianRBF(keras.layers.Layer):
 
     def call(self, inputs):
         ops = keras.ops
-        sq = (ops.sum(ops.square(inputs), axis=-1, keepdims=True) - 2.0 * ops.matmul(inputs, ops.transpose(self.centers))
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2, for every pair at once
+        sq = (ops.sum(ops.square(inputs), axis=-1, keepdims=True)
+              - 2.0 * ops.matmul(inputs, ops.transpose(self.centers))
               + ops.sum(ops.square(self.centers), axis=-1))
         return ops.exp(-ops.maximum(sq, 0.0) / (2.0 * ops.exp(2.0 * self.log_sigma)))
 
