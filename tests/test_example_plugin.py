@@ -152,7 +152,7 @@ def test_zoo_export_exports_the_plugin(paths, rbf_run, on_path, tmp_path):
     import tensorflow as tf
 
     from zoo.export import export_run
-    from zoo.train import Run
+    from zoo.training import Run
 
     on_path(*paths["example"])
     path = export_run(Run.load(rbf_run), out=tmp_path / "saved_models")

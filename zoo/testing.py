@@ -71,7 +71,7 @@ class Example:
     """Tiny synthetic data for one model: raw inputs, preprocessed inputs, targets."""
 
     data_spec: DataSpec
-    task: str  # what the model learns on it (zoo.train.task_for)
+    task: str  # what the model learns on it (zoo.training.task_for)
     raw_x: np.ndarray
     x: np.ndarray
     y: np.ndarray
@@ -113,7 +113,7 @@ def example_data(spec: ModelSpec, *, task: str | None = None, input_shape: tuple
     """Seeded tiny data that `spec` accepts, built the way zoo.data builds real data:
     images of raw pixels 0..255 rescaled to [0, 1], other inputs standardised."""
     from zoo.data import preprocess
-    from zoo.train import task_for
+    from zoo.training import task_for
 
     task = task or next((t for t in spec.tasks if t in ("classification", "regression")), spec.tasks[0])
     shape = example_input_shape(spec, input_shape)
@@ -160,7 +160,7 @@ class Subject:
         return self.spec.name
 
     def build(self, hp: Mapping[str, Any]):
-        from zoo.train import build_model
+        from zoo.training import build_model
 
         return build_model(self.spec, hp, self.example.data_spec)
 
@@ -294,7 +294,7 @@ def check_forward(s: Subject) -> None:
 
 def check_train_step(s: Subject, tmp_dir: Path) -> None:
     from zoo.data import Dataset
-    from zoo.train import compile_model
+    from zoo.training import compile_model
 
     ex = s.example
     model = s.build(s.hyperparameters)  # its own copy: training changes the weights
