@@ -51,6 +51,21 @@ def frozen(hp, data_spec):
     return model
 
 
+def own_train_step(hp, data_spec):
+    """A family with its own train_step (adversarial, RBM): the kit runs it traced, as fit does."""
+    import keras
+    import tensorflow as tf
+
+    class OwnStep(keras.Model):
+        def train_step(self, data):
+            if tf.executing_eagerly():
+                raise RuntimeError("the plugin's train_step ran eagerly")
+            return super().train_step(data)
+
+    plain = _dense(hp, data_spec)
+    return OwnStep(plain.inputs, plain.outputs)
+
+
 def refuses(hp, data_spec):
     raise ValueError("this model needs at least 64x64 images")
 
@@ -76,6 +91,10 @@ def test_good_model_passes_for_regression_and_on_images():
     s = spec("good")
     check(s, "forward", task="regression")
     check(s, "train_step", input_shape=(6, 6, 3))
+
+
+def test_a_plugins_own_train_step_runs_traced():
+    check(spec("ownstep", own_train_step), "train_step")
 
 
 def test_wrong_output_shape_names_model_check_and_shapes():
