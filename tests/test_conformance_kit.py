@@ -176,6 +176,29 @@ def test_example_hyperparameters_are_used():
     assert seen == [3]
 
 
+def flat_reconstruction(hp, data_spec):
+    import keras
+
+    inputs = keras.Input(shape=data_spec.input_shape)
+    x = keras.layers.Flatten()(inputs)
+    units = int(np.prod(data_spec.input_shape))
+    return keras.Model(inputs, keras.layers.Dense(units, activation="sigmoid")(x))
+
+
+def test_reconstruction_has_the_input_shape_or_is_flat():
+    ae = spec("flat-ae", flat_reconstruction, tasks=("reconstruction",), input_ranks=(3,))
+    check(ae, "forward", input_shape=(4, 4, 1))
+    msg = failure(spec("bad-ae", wrong_width, tasks=("reconstruction",), input_ranks=(3,)), "forward",
+                  input_shape=(4, 4, 1))
+    assert "output shape (8, 5) != declared (8, 4, 4, 1) (reconstruction" in msg, msg
+
+
+def test_log_sampled_ints_declare_into_keras_tuner():
+    s = spec("logint", defaults={"units": 4}, search_space={"units": Int(2, 64, sampling="log")})
+    check(s, "search_space")
+    assert all(2 <= sample_point(s, seed)["units"] <= 64 for seed in range(5))
+
+
 def test_sampled_point_is_seeded_and_in_the_space():
     s = spec("good")
     points = [sample_point(s, seed) for seed in range(6)]

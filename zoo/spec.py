@@ -55,7 +55,9 @@ class Int:
     sampling: str = "linear"
 
     def declare(self, hp: Any, name: str, default: Any) -> Any:
-        return hp.Int(name, self.min, self.max, step=self.step, sampling=self.sampling, default=default)
+        # keras_tuner wants step None (not 1) with log sampling: there a step is a factor
+        step = None if self.sampling == "log" and self.step == 1 else self.step
+        return hp.Int(name, self.min, self.max, step=step, sampling=self.sampling, default=default)
 
     def describe(self) -> str:
         step = f" step {self.step}" if self.step != 1 else ""

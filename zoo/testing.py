@@ -79,7 +79,8 @@ class Example:
     @property
     def expected_output_shape(self) -> tuple[int, ...] | None:
         """The output shape the spec's contract implies, batch size included
-        (None for tasks whose output the contract leaves to the model)."""
+        (None for tasks whose output the contract leaves to the model). A
+        reconstruction has the input's shape, or is flat."""
         n = len(self.x)
         if self.task == "classification":
             return (n, self.data_spec.output_units)
@@ -209,7 +210,8 @@ def _check_shape(s: Subject, check: str, out: np.ndarray, n: int) -> None:
             raise fail(s.name, check, f"output batch size {out.shape[:1]} != input batch size {n}")
         return
     expected = (n, *expected[1:])
-    if tuple(out.shape) != expected:
+    flat = (n, math.prod(expected[1:]))  # a reconstruction may be flat (an RBM's visible units)
+    if tuple(out.shape) != expected and not (s.example.task == "reconstruction" and tuple(out.shape) == flat):
         raise fail(s.name, check, f"output shape {tuple(out.shape)} != declared {expected} "
                                   f"({s.example.task}, input {s.example.data_spec.input_shape})")
 
