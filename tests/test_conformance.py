@@ -8,10 +8,19 @@ OVERRIDES table is for what a spec cannot say about itself, e.g.
 
 from __future__ import annotations
 
+import pytest
+
 import zoo
-from zoo.testing import conformance_tests
+from zoo.testing import ConformanceError, conformance_tests
+
+# Found by this suite: the deep ResNets' default depth is not among their search space's
+# depth choices, so keras_tuner refuses the space (`zoo tune resnet101` fails the same way).
+# Strict: once plugins/resnet.py is fixed these XPASS and fail, so remove the entries then.
+_DEPTH_NOT_IN_SPACE = pytest.mark.xfail(strict=True, raises=ConformanceError,
+                                        reason="default depth outside the depth Choice of its search space")
+_SPACE_BUG = {"marks": {c: _DEPTH_NOT_IN_SPACE for c in ("spec", "search_space", "build_sampled")}}
 
 #: model name -> conformance options (hyperparameters=..., input_shape=..., task=..., checks=..., marks=...)
-OVERRIDES: dict[str, dict] = {}
+OVERRIDES: dict[str, dict] = {"resnet101": _SPACE_BUG, "resnet110": _SPACE_BUG, "resnet152": _SPACE_BUG}
 
 test_conformance = conformance_tests(*zoo.list_models(), overrides=OVERRIDES)

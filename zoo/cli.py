@@ -270,4 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m zoo.cli`: run the importable zoo.cli, where extension modules
+    # (zoo.export, zoo.doctor, zoo.tuning.cli, ...) register their commands
+    from zoo.cli import main as _main
+
+    sys.exit(_main())
