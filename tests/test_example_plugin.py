@@ -136,14 +136,12 @@ def test_zoo_train_trains_the_plugin(rbf_run):
 
 
 def test_zoo_tune_tunes_the_plugin(paths, tmp_path):
-    from zoo import cli
-
-    cli._load_extension_commands()
-    if "tune" not in cli.COMMANDS:
-        pytest.skip("zoo.tuning not installed")
     out = zoo_cli("tune", "rbf-net", "--dataset", "iris", "--max-trials", "2", "--epochs", "2",
                   path=paths["example"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    trials = out.stdout.split("trials table: ", 1)[1].split()[0]
+    assert len((tmp_path / trials).read_text().strip().splitlines()) == 1 + 2  # header + two trials
+    assert "best model retrained: " in out.stdout
 
 
 def test_zoo_export_exports_the_plugin(paths, rbf_run, on_path, tmp_path):
