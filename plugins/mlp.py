@@ -79,6 +79,7 @@ mlp = ModelSpec(
     input_ranks=None,
     default_dataset="digits",
     reference="Rumelhart, Hinton & Williams 1986",
+    keras_modules=("zoo.layers",),  # Maxout, for reloading saved models
 )
 
 perceptron = ModelSpec(
@@ -91,4 +92,5 @@ perceptron = ModelSpec(
     search_space={"learning_rate": Float(1e-4, 1e-1, sampling="log"), "l2": Float(0.0, 1e-2)},
     default_dataset="iris",
     reference="Rosenblatt 1958",
+    keras_modules=("zoo.layers",),
 )

@@ -111,7 +111,7 @@ RBM_VARIANTS = {
 
 
 def _rbm_spec(name: str, overrides: dict, summary: str) -> ModelSpec:
-    return ModelSpec(name=name, family="rbm", summary=summary, tasks=("reconstruction",), build=build_rbm,
+    return ModelSpec(name=name, family="rbm", summary=summary, tasks=("features",), build=build_rbm,
                      defaults={**RBM_DEFAULTS, **overrides}, search_space=RBM_SEARCH_SPACE, input_ranks=None,
                      capabilities=frozenset({"unsupervised", "generative"}), default_dataset="digits",
                      reference="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD); Hinton 2010 (practical guide)",

@@ -191,10 +191,13 @@ COMMON_SPACE = {
     "dropout": Float(0.0, 0.5, step=0.1),
     "learning_rate": Float(1e-3, 0.2, sampling="log"),
 }
-SEARCH_SPACES = {
-    "imagenet": {**COMMON_SPACE, "depth": Choice(18, 34, 50)},
-    "cifar": {**COMMON_SPACE, "depth": Choice(20, 32, 44, 56)},
-}
+#: depths a sweep tries by default; a deeper variant adds its own depth
+SEARCH_DEPTHS = {"imagenet": (18, 34, 50), "cifar": (20, 32, 44, 56)}
+
+
+def search_space(layout: str, depth: int) -> dict:
+    depths = tuple(sorted({*SEARCH_DEPTHS[layout], depth}))
+    return {**COMMON_SPACE, "depth": Choice(*depths)}
 
 
 def _spec(name: str, layout: str, depth: int, shortcut: str) -> ModelSpec:
@@ -210,7 +213,7 @@ def _spec(name: str, layout: str, depth: int, shortcut: str) -> ModelSpec:
         tasks=("classification",),
         build=build,
         defaults={**COMMON, "layout": layout, "depth": depth, "shortcut": shortcut},
-        search_space=SEARCH_SPACES[layout],
+        search_space=search_space(layout, depth),
         input_ranks=(2, 3),
         capabilities=frozenset({"image", "transfer"}),
         default_dataset="digits",

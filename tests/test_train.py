@@ -126,3 +126,15 @@ def test_interrupted_run_resumes_and_finished_run_is_kept(runs_dir):
     assert len(run.history["loss"]) == 4 and run.metrics["epochs_run"] == 4
     with pytest.raises(ZooError, match="holds a finished run"):
         zoo.train("mlp", "iris", **options)
+
+
+def test_run_with_custom_layers_reloads_in_a_fresh_process(runs_dir):
+    import subprocess
+    import sys
+
+    run = zoo.train("mlp", "iris", runs_dir=runs_dir, epochs=1, activation="maxout", units=8, verbose=0)
+    code = ("import sys; from zoo.training import Run; r = Run.load(sys.argv[1]); "
+            "print(type(r.model.get_layer('dense1')).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(run.dir)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "Maxout"

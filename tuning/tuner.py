@@ -26,7 +26,7 @@ from keras_tuner.src.engine import trial as trial_module
 
 from zoo.data import Dataset
 from zoo.errors import ZooError
-from zoo.spec import Choice, ModelSpec
+from zoo.spec import UNSUPERVISED_TASKS, Choice, ModelSpec
 from zoo.training import build_and_compile, set_seed, task_for, training_callbacks
 from zoo.tuning.callbacks import MedianStopping
 from zoo.tuning.space import SweepSpace
@@ -230,7 +230,7 @@ class ZooTuner(keras_tuner.Tuner):
             extra.append(median)
         callbacks = training_callbacks(trial_dir, values, tensorboard=self.tensorboard, extra=extra,
                                        checkpoint=False, backup=False)
-        targets = "inputs" if task_for(spec, dataset.spec) == "reconstruction" else "labels"
+        targets = "inputs" if task_for(spec, dataset.spec) in UNSUPERVISED_TASKS else "labels"
         batch_size = int(values["batch_size"])
         fit = model.fit(dataset.pipeline("train", batch_size=batch_size, targets=targets),
                         validation_data=dataset.pipeline("val", batch_size=batch_size, targets=targets),

@@ -51,6 +51,7 @@ OUTPUT_DESCRIPTIONS = {
     "predictions": "the model's outputs, in the targets' own units",
     "reconstruction": "the model's reconstruction of the (preprocessed) input",
     "code": "the autoencoder's code: the output of its layer named 'code'",
+    "features": "the learned representation of the (preprocessed) input, e.g. an RBM's hidden probabilities",
 }
 
 
@@ -147,6 +148,8 @@ def _named_outputs(raw: Any, task: str, with_code: bool, ops) -> dict[str, Any]:
         return {"probabilities": probs, "class_ids": ops.cast(ops.argmax(probs, axis=-1), "int64"), **extra}
     if task == "reconstruction":
         return {"reconstruction": raw, **extra}
+    if task == "features":
+        return {"features": raw, **extra}
     return {"predictions": raw, **extra}
 
 

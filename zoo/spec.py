@@ -20,7 +20,10 @@ from zoo.errors import ZooError, did_you_mean
 SPEC_API_VERSION = 1
 SUPPORTED_API_VERSIONS = frozenset({1})
 
-TASKS = ("classification", "regression", "reconstruction", "sequence", "generation")
+TASKS = ("classification", "regression", "reconstruction", "features", "sequence", "generation")
+#: tasks learned from the inputs alone, so any dataset serves: "reconstruction"
+#: outputs the input again (autoencoders), "features" a representation (RBMs)
+UNSUPERVISED_TASKS = ("reconstruction", "features")
 
 #: capabilities the core gives every spec of a task, without the plugin declaring them:
 #: any classifier can be trained adversarially (zoo.adversarial wraps its train_step)
@@ -269,7 +272,7 @@ class ModelSpec:
 
     def check_data(self, data_spec: DataSpec) -> None:
         """Raise a ZooError when this model cannot take `data_spec`'s examples."""
-        if data_spec.task not in self.tasks and "reconstruction" not in self.tasks:
+        if data_spec.task not in self.tasks and not set(self.tasks) & set(UNSUPERVISED_TASKS):
             raise ZooError(
                 f"model {self.name!r} does {', '.join(self.tasks)}; dataset "
                 f"{data_spec.name!r} is a {data_spec.task} dataset."

@@ -314,7 +314,7 @@ def check_train_step(s: Subject, tmp_dir: Path) -> None:
     if not model.trainable_weights:
         raise fail(s.name, "train_step", "the model has no trainable weights")
     before = [np.array(w.numpy(), copy=True) for w in model.trainable_weights]
-    targets = ex.x if ex.task == "reconstruction" else ex.y
+    targets = ex.x if ex.task in ("reconstruction", "features") else ex.y
     logs = model.train_on_batch(ex.x, targets, return_dict=True)
     bad = {k: float(v) for k, v in logs.items() if not math.isfinite(float(np.asarray(v)))}
     if not logs or bad:
@@ -325,7 +325,8 @@ def check_train_step(s: Subject, tmp_dir: Path) -> None:
 
 
 #: the signature output that holds the Keras model's output, by task (zoo.export's contract)
-SIGNATURE_OUTPUTS = {"classification": "probabilities", "regression": "predictions", "reconstruction": "reconstruction"}
+SIGNATURE_OUTPUTS = {"classification": "probabilities", "regression": "predictions", "reconstruction": "reconstruction",
+                     "features": "features"}
 
 
 def check_export(s: Subject, tmp_dir: Path) -> None:

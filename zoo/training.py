@@ -28,7 +28,7 @@ from zoo.data import Dataset
 from zoo.data import load as load_dataset
 from zoo.errors import ZooError, did_you_mean
 from zoo.registry import get_spec
-from zoo.spec import DataSpec, ModelSpec
+from zoo.spec import UNSUPERVISED_TASKS, DataSpec, ModelSpec
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 LOSSES = {
@@ -151,7 +151,9 @@ def make_optimizer(hp: Mapping[str, Any], steps_per_epoch: int):
 
 def task_for(spec: ModelSpec, data_spec: DataSpec) -> str:
     """What the model learns on this data: the data's task, or reconstruction."""
-    return data_spec.task if data_spec.task in spec.tasks else "reconstruction"
+    if data_spec.task in spec.tasks:
+        return data_spec.task
+    return next(t for t in spec.tasks if t in UNSUPERVISED_TASKS)
 
 
 def loss_and_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[str, Any]:
@@ -344,7 +346,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
-    targets = "inputs" if task == "reconstruction" else "labels"
+    targets = "inputs" if task in UNSUPERVISED_TASKS else "labels"
     batch_size = int(hp["batch_size"])
     with runtime.scope():  # dtype policy and tf.distribute strategy around build and compile
         keras_model = build_model(spec, hp, data_spec)
@@ -429,7 +431,7 @@ def baseline(task: str, dataset: Dataset) -> dict[str, float]:
             return {**last_value_baseline(windowing, dataset.spec.preprocessing, xte, yte), "baseline": "last_value",
                     "mean_baseline_test_mse": mean["baseline_test_mse"]}
         return mean
-    if task == "reconstruction":
+    if task in UNSUPERVISED_TASKS:  # the mean training input, as a reconstruction
         mean = dataset.arrays["train"][0].mean(axis=0)
         return {"baseline_test_mse": float(np.mean((xte - mean) ** 2))}
     return {}
