@@ -8,11 +8,15 @@ OVERRIDES table is for what a spec cannot say about itself, e.g.
 
 from __future__ import annotations
 
+import pytest
 
 import zoo
 from zoo.testing import conformance_tests
 
-#: model name -> conformance options (hyperparameters=..., input_shape=..., task=..., checks=..., marks=...)
-OVERRIDES: dict[str, dict] = {}
+_HEAVY = {"marks": {check: pytest.mark.slow for check in ("train_step", "export")}}
+#: model name -> conformance options (hyperparameters=..., input_shape=..., task=..., checks=..., marks=...).
+#: The deepest ResNets repeat resnet50's / resnet56's code at 2-3x the cost: their training
+#: step and export run with `-m slow`.
+OVERRIDES: dict[str, dict] = {"resnet101": _HEAVY, "resnet152": _HEAVY, "resnet110": _HEAVY}
 
 test_conformance = conformance_tests(*zoo.list_models(), overrides=OVERRIDES)
