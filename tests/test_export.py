@@ -19,9 +19,14 @@ from zoo.spec import DataSpec
 
 #: model name -> (dataset, hyperparameters) for the fresh-process parity test.
 #: Adding a family is one line here.
-PARITY_CASES = {
+PARITY_CASES = {  # one small run per family: model -> (dataset, hyperparameters)
     "mlp": ("iris", {"units": 8, "epochs": 2}),
-    # "perceptron": ("xor", {"epochs": 1}),
+    "lenet5": ("digits", {"epochs": 1}),
+    "resnet20": ("digits", {"epochs": 1, "width": 0.25}),
+    "lstm": ("sines", {"epochs": 1, "units": 8}),
+    "rbm": ("digits", {"epochs": 1, "units": 16}),
+    "dbn": ("digits", {"epochs": 1, "widths": [32, 16], "pretrain_epochs": 1}),
+    "autoencoder-rbm": ("digits", {"epochs": 1, "depth": 2, "units": 32, "code_size": 4, "pretrain_epochs": 1}),
 }
 
 FRESH_PROCESS = textwrap.dedent("""
