@@ -26,6 +26,10 @@ Measured on the shared 2-core machine (load average ~12, 2026-11-22), lenet5_mod
   numpy arrays); the epoch-to-epoch spread was 46%, so this machine cannot resolve
   a 3% difference. The zoo's work after fit (evaluate, save, plots, diagnostics)
   took ~28 s per run.
+Re-measured on the quiet machine (no other jobs), 2 rounds x 3 epochs: bare Keras
+  median 8.20 s, zoo 9.78 s per steady-state epoch (+19.3%), whole fits 1.026; bare
+  Keras epochs still varied by 33%. Without TerminateOnNaN: +33.0% with 62% spread,
+  so the per-batch NaN check is not the cause; the 3% target is not shown.
 """
 
 from __future__ import annotations
