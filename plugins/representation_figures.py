@@ -44,15 +44,6 @@ def register(family: str, outputs: Callable[[Any, np.ndarray], Outputs]) -> None
         reports.append(report)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _as_image(flat: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     img = flat.reshape(image_shape)
     return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
@@ -61,7 +52,7 @@ def _as_image(flat: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
 def filters_grid(kernel: np.ndarray, image_shape: tuple[int, ...], path: Path, max_filters: int = 100,
                  title: str = "filters") -> Path:
     """Each column of `kernel` (one hidden unit's weights) as an image, each scaled to its own range."""
-    plt = _plt()
+    from zoo.plots import plt, save_figure
     n = min(kernel.shape[1], max_filters)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -73,14 +64,13 @@ def filters_grid(kernel: np.ndarray, image_shape: tuple[int, ...], path: Path, m
             w = (w - w.min()) / (np.ptp(w) + 1e-12)
             ax.imshow(_as_image(w, image_shape), cmap="gray", interpolation="nearest")
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, tight=False)
     return path
 
 
 def reconstructions_grid(x: np.ndarray, x_rec: np.ndarray, image_shape: tuple[int, ...], path: Path,
                          n: int = 10, title: str = "original (top) vs reconstruction (bottom)") -> Path:
-    plt = _plt()
+    from zoo.plots import plt, save_figure
     n = min(n, len(x))
     fig, axes = plt.subplots(2, n, figsize=(n * 1.0, 2.2), squeeze=False)
     lo, hi = float(np.min(x[:n])), float(np.max(x[:n]))
@@ -91,15 +81,14 @@ def reconstructions_grid(x: np.ndarray, x_rec: np.ndarray, image_shape: tuple[in
             ax.imshow(np.clip(_as_image(np.asarray(data[i]).reshape(-1), image_shape), lo, hi), cmap="gray",
                       vmin=lo, vmax=hi, interpolation="nearest")
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, tight=False)
     return path
 
 
 def codes_scatter(codes: np.ndarray, path: Path, labels: np.ndarray | None = None,
                   class_names: tuple[str, ...] | None = None, title: str = "codes") -> Path:
     """Codes in 2-D: as they are when 2-wide, else their first two principal components."""
-    plt = _plt()
+    from zoo.plots import plt, save_figure
     codes = np.asarray(codes, "float64").reshape(len(codes), -1)
     axis_names = ("code 1", "code 2")
     if codes.shape[1] > 2:
@@ -122,9 +111,7 @@ def codes_scatter(codes: np.ndarray, path: Path, labels: np.ndarray | None = Non
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -139,10 +139,7 @@ def plot(rows: Sequence[dict[str, Any]], sweep_dir: str | Path, objective: str, 
          log_scale: Sequence[str] = ()) -> list[Path]:
     """objective.png (objective per trial in order, with the running best) and
     hyperparameters.png (each searched hyperparameter against the objective)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo.plots import plt, save_figure
 
     sweep_dir = Path(sweep_dir)
     done = [r for r in rows if r["status"] == "completed" and _finite(r["objective"])]
@@ -165,10 +162,8 @@ def plot(rows: Sequence[dict[str, Any]], sweep_dir: str | Path, objective: str, 
     ax.set_ylabel(objective)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
     path = sweep_dir / "objective.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     out.append(path)
 
     names = list(dict.fromkeys(k for r in rows for k in r["hyperparameters"]))
@@ -193,9 +188,7 @@ def plot(rows: Sequence[dict[str, Any]], sweep_dir: str | Path, objective: str, 
             ax.grid(alpha=0.3)
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
-        fig.tight_layout()
         path = sweep_dir / "hyperparameters.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        save_figure(fig, path)
         out.append(path)
     return out

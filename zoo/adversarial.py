@@ -385,7 +385,7 @@ def plot_examples(examples: Mapping[str, Any], path: Path, class_names: Sequence
     """Clean inputs over their adversarial versions, each titled with its prediction."""
     import numpy as np
 
-    from zoo.plots import plt
+    from zoo.plots import plt, save_figure
 
     x, x_adv = np.asarray(examples["x"]), np.asarray(examples["x_adv"])
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
@@ -406,15 +406,13 @@ def plot_examples(examples: Mapping[str, Any], path: Path, class_names: Sequence
             ax.set_yticks([])
         axes[row][0].set_ylabel(title, fontsize=9)
     fig.suptitle("predictions on clean (top) and adversarial (bottom) inputs; red = wrong", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
 def plot_robustness(metrics: Mapping[str, Any], path: Path, title: str = "") -> Path:
     """Accuracy against eps for each attack (eps 0 is clean accuracy)."""
-    from zoo.plots import plt
+    from zoo.plots import plt, save_figure
 
     curves: dict[str, list[tuple[float, float]]] = {}
     for key, value in metrics.items():
@@ -432,9 +430,7 @@ def plot_robustness(metrics: Mapping[str, Any], path: Path, title: str = "") -> 
     ax.legend()
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -52,10 +52,7 @@ def image_classifier_report(run: Any) -> None:
 
 
 def write_confusion(matrix: np.ndarray, names: list[str], run_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo.plots import plt, save_figure
 
     total = int(matrix.sum())
     data = {"labels": names, "matrix": matrix.tolist(), "rows": "true class", "columns": "predicted class",
@@ -77,9 +74,7 @@ def write_confusion(matrix: np.ndarray, names: list[str], run_dir: Path) -> None
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if matrix[i, j] > top / 2 else "black")
     ax.set_title(f"test confusion matrix (accuracy {data['accuracy']:.3f})" if total else "test confusion matrix")
-    fig.tight_layout()
-    fig.savefig(run_dir / "confusion_matrix.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, run_dir / "confusion_matrix.png")
 
 
 def _displayable(image: np.ndarray, value_range) -> np.ndarray:
@@ -100,10 +95,7 @@ def _displayable(image: np.ndarray, value_range) -> np.ndarray:
 def write_misclassified(x: np.ndarray, y: np.ndarray, pred: np.ndarray, names: list[str], path: Path,
                         value_range=None) -> int:
     """A grid of up to MAX_IMAGES wrong test predictions; returns how many are wrong."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo.plots import plt, save_figure
 
     wrong = np.flatnonzero(pred != y)
     shown = wrong[:MAX_IMAGES]
@@ -118,9 +110,7 @@ def write_misclassified(x: np.ndarray, y: np.ndarray, pred: np.ndarray, names: l
     if not len(shown):
         axes[0, 0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
     fig.suptitle(f"misclassified test images: {len(wrong)} of {len(y)}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return int(len(wrong))
 
 
@@ -145,10 +135,7 @@ def write_filters(model, path: Path) -> bool:
     found = first_conv_kernel(model)
     if found is None:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zoo.plots import plt, save_figure
 
     name, kernel = found
     count = min(kernel.shape[-1], MAX_FILTERS)
@@ -164,7 +151,5 @@ def write_filters(model, path: Path) -> bool:
         ax.imshow(f, cmap=None if f.ndim == 3 else "gray", interpolation="nearest")
     fig.suptitle(f"first convolution {name!r}: {kernel.shape[-1]} filters {kernel.shape[0]}x{kernel.shape[1]}",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return True

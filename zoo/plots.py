@@ -26,7 +26,13 @@ def learning_curves(history: dict[str, list[float]], path: Path, title: str = ""
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, *, tight: bool = True) -> Path:
+    """Lay out, write as PNG (100 dpi) and close a figure: every run-directory plot ends here."""
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
