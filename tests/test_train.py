@@ -87,6 +87,32 @@ def test_divergence_is_reported_not_saved(runs_dir):
     assert not (run_dir / "model.keras").exists()
 
 
+def test_run_callbacks_leave_the_training_loop_asynchronous(tmp_path, monkeypatch):
+    """On a thread-safe backend (JAX) Keras runs batch-end hooks on a background thread
+    only when every callback is async_safe; otherwise it copies each step's metrics to
+    the host before dispatching the next step. The run's own callbacks must allow it."""
+    from keras.src import backend
+    from keras.src.callbacks.callback_list import CallbackList
+
+    from zoo.training import training_callbacks
+
+    monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
+    cbs = training_callbacks(tmp_path, {"patience": 3}, tensorboard=True)
+    assert {type(cb).__name__ for cb in cbs} >= {"TerminateOnNaN", "ModelCheckpoint", "BackupAndRestore"}
+    assert CallbackList(cbs)._async_train
+    assert not CallbackList([*cbs, keras_callback_with_batch_hook()])._async_train
+
+
+def keras_callback_with_batch_hook():
+    import keras
+
+    class Hook(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    return Hook()
+
+
 def test_early_stopping_restores_best(runs_dir):
     run = zoo.train("mlp", "iris", runs_dir=runs_dir, epochs=60, patience=2, learning_rate=0.05, verbose=0)
     assert run.metrics["epochs_run"] < 60

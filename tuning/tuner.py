@@ -232,10 +232,8 @@ class ZooTuner(keras_tuner.Tuner):
                                        checkpoint=False, backup=False)
         targets = "inputs" if task_for(spec, dataset.spec) in UNSUPERVISED_TASKS else "labels"
         batch_size = int(values["batch_size"])
-        fit = model.fit(dataset.pipeline("train", batch_size=batch_size, targets=targets),
-                        validation_data=dataset.pipeline("val", batch_size=batch_size, targets=targets),
-                        epochs=epochs, initial_epoch=initial_epoch, verbose=self.verbose, shuffle=False,
-                        callbacks=callbacks)
+        fit = model.fit(**dataset.fit_data(batch_size=batch_size, targets=targets), epochs=epochs,
+                        initial_epoch=initial_epoch, verbose=self.verbose, callbacks=callbacks)
         history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
         losses = history.get("loss", [])
         record["epochs_run"] = len(losses)

@@ -236,7 +236,14 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     """The callbacks of every training run: NaN guard, CSV log, best-model
     checkpoint, backup for resuming, early stopping on val_loss (patience),
     TensorBoard, then `extra`. The tuner's trials use the same list, without the
-    per-run checkpoint (it keeps only the best trial's model)."""
+    per-run checkpoint (it keeps only the best trial's model).
+
+    On thread-safe backends (JAX, PyTorch) Keras runs batch-end hooks on a
+    background thread only when every callback says it is `async_safe`;
+    otherwise it copies each step's metrics to the host before dispatching the
+    next step. Ours are safe (the checkpoint and backup act at epoch ends; the NaN
+    guard only sets `stop_training`), so they say so and the loop runs as in a
+    plain `fit`. (On TensorFlow Keras copies the metrics every step anyway.)"""
     import keras
 
     cbs = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
@@ -248,8 +255,10 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     if int(hp["patience"]) > 0:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(hp["patience"]),
                                                  restore_best_weights=True))
-    if tensorboard:
+    if tensorboard:  # update_freq="epoch": no batch-end work either
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    for cb in cbs:
+        cb.async_safe = True
     return cbs + list(extra)
 
 
@@ -359,10 +368,14 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         runtime.check_model(spec, fit_model)
         compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
                       jit_compile=runtime.jit_compile)
-    train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
-    if augment:
-        train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
-    val_ds = dataset.pipeline("val", batch_size=batch_size, targets=targets)
+    if augment or runtime.strategy is not None:  # batches to transform or shard: the zoo's tf.data pipeline
+        train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
+        if augment:
+            train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
+        fit_data = {"x": train_ds, "shuffle": False,
+                    "validation_data": dataset.pipeline("val", batch_size=batch_size, targets=targets)}
+    else:  # the arrays, read by Keras's own adapter as in a plain model.fit(x, y)
+        fit_data = dataset.fit_data(batch_size=batch_size, targets=targets)
 
     run_dir = runtime.write_dir(_run_dir(runs_dir, spec.name, data_spec.name, run_name))  # non-chief: a temp dir
     _prepare_run_dir(run_dir)
@@ -379,9 +392,9 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
 
     if spec.pretrain is not None:
         spec.pretrain(keras_model, dataset, hp, run_dir)
-    runtime.prepare_fit(fit_model, train_ds)  # under a strategy: build state without Keras peeking at a batch
+    runtime.prepare_fit(fit_model, fit_data["x"])  # under a strategy: build state without Keras peeking at a batch
     started = time.perf_counter()
-    fit = fit_model.fit(train_ds, validation_data=val_ds, epochs=int(hp["epochs"]), verbose=verbose, shuffle=False,
+    fit = fit_model.fit(**fit_data, epochs=int(hp["epochs"]), verbose=verbose,
                         callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
     seconds = time.perf_counter() - started
     history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
@@ -392,8 +405,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         raise ZooError(f"training {spec.name!r} diverged: the loss became NaN/infinite at epoch {len(losses)}. "
                        "Try a lower learning rate. Run directory: " + str(run_dir))
 
-    test = fit_model.evaluate(dataset.pipeline("test", batch_size=batch_size, targets=targets),
-                              return_dict=True, verbose=0)
+    x_test, y_test = dataset.pairs("test", targets)
+    test = fit_model.evaluate(x_test, y_test, batch_size=batch_size, return_dict=True, verbose=0)
     metrics = {"status": "completed", "epochs_run": len(losses), "train_seconds": round(seconds, 3),
                **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset)}
     keras_model.save(run_dir / "model.keras")

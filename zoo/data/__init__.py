@@ -46,6 +46,22 @@ class Dataset:
     batch_size: int = 32
     seed: int = 0
 
+    def pairs(self, split: str, targets: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) arrays of `split`; `targets="inputs"` pairs the inputs with themselves."""
+        x, y = self.arrays[split]
+        return x, (x if targets == "inputs" else y)
+
+    def fit_data(self, *, batch_size: int | None = None, targets: str = "labels") -> dict[str, Any]:
+        """Keras `fit` data arguments reading the in-memory train and val arrays
+        themselves, as a plain `model.fit(x, y, validation_data=...)` does: Keras
+        batches and shuffles them with its own adapter for the backend (tf.data on
+        TensorFlow, a NumPy iterator on JAX), so nothing stands between the data and
+        the model. `pipeline` is the tf.data alternative for batches that must be
+        transformed (augmentation) or sharded (tf.distribute)."""
+        x, y = self.pairs("train", targets)
+        return {"x": x, "y": y, "batch_size": batch_size or self.batch_size, "shuffle": True,
+                "validation_data": self.pairs("val", targets)}
+
     def pipeline(self, split: str, *, batch_size: int | None = None, shuffle: bool | None = None,
                  targets: str = "labels"):
         """A batched, prefetched tf.data pipeline of `split` (shuffled for train).
@@ -59,9 +75,9 @@ class Dataset:
         """
         import tensorflow as tf
 
-        x, y = self.arrays[split]
+        x, y = self.pairs(split, targets)
         xs = tf.constant(x)
-        ys = xs if targets == "inputs" else tf.constant(y)
+        ys = xs if y is x else tf.constant(y)
         ds = tf.data.Dataset.range(len(x))
         if shuffle if shuffle is not None else split == "train":
             ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
