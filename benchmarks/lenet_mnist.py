@@ -102,6 +102,30 @@ def zoo_train(spec, hp, dataset, epochs: int, seed: int, runs: Path, **extra):
     return timer, time.perf_counter() - start, run
 
 
+def epoch_end_cost(model, hp, epochs: int = 6) -> float:
+    """Median seconds the zoo's run callbacks (CSV log, best-model checkpoint, backup,
+    early stopping) take at an epoch end, for `model`; the loss improves every epoch,
+    so the checkpoint is written every time (the worst case)."""
+    from zoo.training import training_callbacks
+
+    seconds = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        callbacks = training_callbacks(Path(run_dir), {**hp, "patience": 3})
+        for cb in callbacks:
+            cb.set_model(model)
+            cb.set_params({"epochs": epochs, "steps": 1, "verbose": 0})
+            cb.on_train_begin()
+        for epoch in range(epochs):
+            logs = {"loss": 1.0 / (epoch + 1), "accuracy": 0.5, "val_loss": 1.0 / (epoch + 1), "val_accuracy": 0.5}
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            start = time.perf_counter()
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
 def ratio_interval(zoo: list[float], keras: list[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
     """A 95% bootstrap interval of median(zoo) / median(keras), resampling the epochs."""
     import numpy as np
@@ -183,6 +207,9 @@ def main(argv=None) -> int:
     after = statistics.median(t - f for t, f in zip(zoo_total, zoo_fit))
     print(f"             whole fit incl. first epoch: ratio {whole:.3f}; the zoo's work after fit "
           f"(evaluate, save, plots, diagnostics): {after:.1f} s per run")
+    cost = epoch_end_cost(run.model, hp)
+    print(f"             the zoo's own per-epoch work (CSV log, checkpoint, backup, early stopping), timed "
+          f"directly: {1000 * cost:.0f} ms = {100 * cost / z_med:.1f}% of a zoo epoch")
     spread = (max(keras_epochs) - min(keras_epochs)) / k_med
     print(f"             (bare Keras epoch times vary by {100 * spread:.0f}% between epochs on this machine)")
     return 0

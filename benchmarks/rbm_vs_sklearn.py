@@ -64,7 +64,6 @@ class EpochTimer:
 
 def run_zoo(xtr, xte, args, persistent: bool):
     import keras
-    import tensorflow as tf
 
     from zoo.plugins.rbm_layers import rbm_model
 
@@ -72,11 +71,9 @@ def run_zoo(xtr, xte, args, persistent: bool):
     model = rbm_model((xtr.shape[1],), args.hidden, persistent=persistent, n_chains=args.batch_size,
                       weight_decay=0.0, seed=args.seed)
     model.compile(optimizer=keras.optimizers.SGD(args.lr), steps_per_execution=args.steps_per_execution)
-    ds = tf.data.Dataset.from_tensor_slices(xtr).shuffle(len(xtr), seed=args.seed).batch(args.batch_size)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
     timer = EpochTimer()
     started, cpu = time.perf_counter(), time.process_time()
-    model.fit(ds, epochs=args.epochs, verbose=0, shuffle=False, callbacks=[timer.callback])
+    model.fit(xtr, batch_size=args.batch_size, epochs=args.epochs, verbose=0, shuffle=True, callbacks=[timer.callback])
     total, cpu = time.perf_counter() - started, time.process_time() - cpu
     rbm = model.rbm
     err = reconstruction_error(xte, np.asarray(rbm.kernel), np.asarray(rbm.hidden_bias), np.asarray(rbm.visible_bias))

@@ -274,8 +274,6 @@ def train_rbm(x: np.ndarray, units: int, *, epochs: int = 10, batch_size: int = 
               callbacks: Sequence[Any] = (), steps_per_execution: int = 1, name: str = "rbm") -> tuple[RBMModel, dict]:
     """Train one RBM on the rows of `x` with SGD + momentum through `fit`; returns
     the model and its history."""
-    import tensorflow as tf
-
     x = np.asarray(x, "float32").reshape(len(x), -1)
     visible = default_visible(x) if visible == "auto" else visible
     model = rbm_model((x.shape[1],), units, name=name, visible=visible, hidden=hidden, cd_k=cd_k,
@@ -284,12 +282,12 @@ def train_rbm(x: np.ndarray, units: int, *, epochs: int = 10, batch_size: int = 
     init_visible_bias(model.rbm, x)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum),
                   steps_per_execution=steps_per_execution)
-    train = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed).batch(batch_size)
     val = None
     if validation_data is not None:
-        val = tf.data.Dataset.from_tensor_slices(np.asarray(validation_data, "float32").reshape(
-            len(validation_data), -1)).batch(batch_size)
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False,
+        val = (np.asarray(validation_data, "float32").reshape(len(validation_data), -1),)
+    # the arrays themselves: Keras's adapter shuffles and gathers whole batches (measured faster than
+    # a per-example tf.data pipeline); the shuffle order follows the seed set by keras.utils.set_random_seed
+    history = model.fit(x, batch_size=batch_size, validation_data=val, epochs=epochs, verbose=verbose, shuffle=True,
                         callbacks=list(callbacks))
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
