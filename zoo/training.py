@@ -232,11 +232,15 @@ def versions() -> dict[str, str]:
 
 
 def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: bool = False, extra: Sequence[Any] = (),
-                       checkpoint: bool = True, backup: bool = True) -> list:
+                       checkpoint: bool = True, backup: bool = True, budgeted: bool = True) -> list:
     """The callbacks of every training run: NaN guard, CSV log, best-model
     checkpoint, backup for resuming, early stopping on val_loss (patience),
     TensorBoard, then `extra`. The tuner's trials use the same list, without the
     per-run checkpoint (it keeps only the best trial's model).
+
+    The checkpoint and backup writes take at most ~1% of the training time
+    (zoo.callbacks.WRITE_BUDGET) unless `budgeted=False`: under tf.distribute every
+    worker must write at the same epochs, so there each epoch is written.
 
     On thread-safe backends (JAX, PyTorch) Keras runs batch-end hooks on a
     background thread only when every callback says it is `async_safe`;
@@ -246,12 +250,15 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     plain `fit`. (On TensorFlow Keras copies the metrics every step anyway.)"""
     import keras
 
+    from zoo.callbacks import BudgetedBackup, BudgetedCheckpoint
+
+    checkpoint_cls = BudgetedCheckpoint if budgeted else keras.callbacks.ModelCheckpoint
+    backup_cls = BudgetedBackup if budgeted else keras.callbacks.BackupAndRestore
     cbs = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
     if checkpoint:
-        cbs.append(keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras"), monitor="val_loss",
-                                                   save_best_only=True))
+        cbs.append(checkpoint_cls(str(run_dir / "checkpoint.keras"), monitor="val_loss", save_best_only=True))
     if backup:
-        cbs.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
+        cbs.append(backup_cls(str(run_dir / "backup")))
     if int(hp["patience"]) > 0:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(hp["patience"]),
                                                  restore_best_weights=True))
@@ -262,8 +269,8 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     return cbs + list(extra)
 
 
-def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: Sequence[Any]) -> list:
-    return training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=extra)
+def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: Sequence[Any], budgeted: bool) -> list:
+    return training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=extra, budgeted=budgeted)
 
 
 def _prepare_run_dir(run_dir: Path) -> None:
@@ -278,13 +285,15 @@ def _prepare_run_dir(run_dir: Path) -> None:
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
-    """Per-epoch metrics from the CSVLogger file (all epochs, across resumptions)."""
+    """Per-epoch metrics from the CSVLogger file (all epochs, across resumptions; an
+    epoch repeated after resuming from an older backup counts once, as its last run)."""
     import csv
 
     if not path.exists():
         return {}
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+        by_epoch = {int(r["epoch"]): r for r in csv.DictReader(f)}
+    rows = [by_epoch[e] for e in sorted(by_epoch)]
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
 
 
@@ -395,7 +404,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     runtime.prepare_fit(fit_model, fit_data["x"])  # under a strategy: build state without Keras peeking at a batch
     started = time.perf_counter()
     fit = fit_model.fit(**fit_data, epochs=int(hp["epochs"]), verbose=verbose,
-                        callbacks=_callbacks(run_dir, hp, tensorboard, callbacks))
+                        callbacks=_callbacks(run_dir, hp, tensorboard, callbacks, budgeted=runtime.strategy is None))
     seconds = time.perf_counter() - started
     history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     _write_json(run_dir / "history.json", history)
