@@ -105,12 +105,13 @@ def zoo_train(spec, hp, dataset, epochs: int, seed: int, runs: Path, **extra):
 def epoch_end_cost(model, hp, epochs: int = 6) -> float:
     """Median seconds the zoo's run callbacks (CSV log, best-model checkpoint, backup,
     early stopping) take at an epoch end, for `model`; the loss improves every epoch,
-    so the checkpoint is written every time (the worst case)."""
+    so the checkpoint is written every time, and the write budget is off (the worst
+    case: epochs of several seconds are all written anyway)."""
     from zoo.training import training_callbacks
 
     seconds = []
     with tempfile.TemporaryDirectory() as run_dir:
-        callbacks = training_callbacks(Path(run_dir), {**hp, "patience": 3})
+        callbacks = training_callbacks(Path(run_dir), {**hp, "patience": 3}, budgeted=False)
         for cb in callbacks:
             cb.set_model(model)
             cb.set_params({"epochs": epochs, "steps": 1, "verbose": 0})
