@@ -6,7 +6,8 @@ A run directory holds:
     history.csv / .json  per-epoch metrics (CSVLogger, then the final history)
     metrics.json         test metrics, a naive baseline, status
     model.keras          the trained model (best epoch's weights)
-    checkpoint.keras     the best model so far, written during training
+    checkpoint.keras     the best model so far, written during training (within the
+                         write budget of zoo.callbacks)
     learning_curves.png  loss and metric, train vs validation
     confusion_matrix.png / .json, misclassified.png, filters.png
                          image classifiers only (zoo.diagnostics, a REPORTS hook)
@@ -414,8 +415,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         raise ZooError(f"training {spec.name!r} diverged: the loss became NaN/infinite at epoch {len(losses)}. "
                        "Try a lower learning rate. Run directory: " + str(run_dir))
 
-    x_test, y_test = dataset.pairs("test", targets)
-    test = fit_model.evaluate(x_test, y_test, batch_size=batch_size, return_dict=True, verbose=0)
+    test = fit_model.evaluate(dataset.pipeline("test", batch_size=batch_size, targets=targets),
+                              return_dict=True, verbose=0)
     metrics = {"status": "completed", "epochs_run": len(losses), "train_seconds": round(seconds, 3),
                **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset)}
     keras_model.save(run_dir / "model.keras")

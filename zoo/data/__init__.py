@@ -59,6 +59,9 @@ class Dataset:
         the model. `pipeline` is the tf.data alternative for batches that must be
         transformed (augmentation) or sharded (tf.distribute)."""
         x, y = self.pairs("train", targets)
+        if x.dtype.kind not in "biuf":  # text: Keras's array adapter takes numbers only
+            return {"x": self.pipeline("train", batch_size=batch_size, targets=targets), "shuffle": False,
+                    "validation_data": self.pipeline("val", batch_size=batch_size, targets=targets)}
         return {"x": x, "y": y, "batch_size": batch_size or self.batch_size, "shuffle": True,
                 "validation_data": self.pairs("val", targets)}
 
