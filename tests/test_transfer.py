@@ -97,13 +97,12 @@ def _digits_halves(tmp_path):
     return f"npz:{tmp_path / 'low.npz'}", f"npz:{tmp_path / 'high.npz'}"
 
 
-@pytest.mark.xfail(strict=False, reason="since fit reads the arrays through Keras's adapter (another shuffle "
-                   "order) the fine-tuned run no longer beats scratch by 0.1 on this tiny budget (measured 0.34 vs "
-                   "0.35; with 50 images 0.83 vs 0.82): the test's budget needs re-tuning, issue 3 stays open")
 def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
-    """Pretrain LeNet-5 on 0-4, fine-tune it (through the CLI's --from) on 20
-    images of 5-9; the same budget from scratch (same seed, epochs, batch size,
-    learning rate) does clearly worse."""
+    """Pretrain LeNet-5 on 0-4, fine-tune it (through the CLI's --from, then the API)
+    on 20 images of 5-9; the same budget from scratch (same seeds, epochs, batch size,
+    learning rate) does clearly worse on average over three seeds. One seed alone is
+    a coin flip at this budget (9 updates): measured tuned/scratch 0.34/0.35, 0.51/0.32,
+    0.61/0.20 for seeds 0-2."""
     from zoo.cli import main
     from zoo.training import train
 
@@ -114,9 +113,12 @@ def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
     assert main(["train", "lenet5_modern", "-d", high, "--from", str(source.dir), "--runs-dir", str(runs),
                  "--run-name", "tuned", "--epochs", "3", "--batch-size", "8", "--lr", "0.003", "--limit", "20",
                  "-q"]) == 0
-    scratch = train("lenet5_modern", high, runs_dir=runs, verbose=0, seed=0, **budget)
     config = json.loads((runs / "tuned" / "config.json").read_text())
-    tuned = json.loads((runs / "tuned" / "metrics.json").read_text())
     assert config["transfer"]["fresh"] == ["output"]  # another dataset's classes: a new head
     assert config["transfer"]["copied"] == ["c1", "c3", "c5", "f6"]
-    assert tuned["test_accuracy"] > scratch.metrics["test_accuracy"] + 0.1
+    tuned = [json.loads((runs / "tuned" / "metrics.json").read_text())["test_accuracy"]]
+    tuned += [train("lenet5_modern", high, runs_dir=runs, verbose=0, seed=seed, from_run=source.dir, **budget)
+              .metrics["test_accuracy"] for seed in (1, 2)]
+    scratch = [train("lenet5_modern", high, runs_dir=runs, verbose=0, seed=seed, **budget).metrics["test_accuracy"]
+               for seed in (0, 1, 2)]
+    assert np.mean(tuned) > np.mean(scratch) + 0.1, (tuned, scratch)
