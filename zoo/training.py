@@ -270,10 +270,6 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     return cbs + list(extra)
 
 
-def _callbacks(run_dir: Path, hp: Mapping[str, Any], tensorboard: bool, extra: Sequence[Any], budgeted: bool) -> list:
-    return training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=extra, budgeted=budgeted)
-
-
 def _prepare_run_dir(run_dir: Path) -> None:
     """Create the run directory; an interrupted run in it resumes (BackupAndRestore),
     a finished one is never overwritten."""
@@ -378,14 +374,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         runtime.check_model(spec, fit_model)
         compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
                       jit_compile=runtime.jit_compile)
-    if augment or runtime.strategy is not None:  # batches to transform or shard: the zoo's tf.data pipeline
-        train_ds = dataset.pipeline("train", batch_size=batch_size, targets=targets)
-        if augment:
-            train_ds = augment_pipeline(train_ds, augment, data_spec, seed, targets)
-        fit_data = {"x": train_ds, "shuffle": False,
-                    "validation_data": dataset.pipeline("val", batch_size=batch_size, targets=targets)}
-    else:  # the arrays, read by Keras's own adapter as in a plain model.fit(x, y)
-        fit_data = dataset.fit_data(batch_size=batch_size, targets=targets)
+    # batches to transform (augmentation) or shard (tf.distribute): the zoo's tf.data pipeline
+    fit_data = dataset.fit_data(batch_size=batch_size, targets=targets,
+                                pipeline=bool(augment) or runtime.strategy is not None)
+    if augment:
+        fit_data["x"] = augment_pipeline(fit_data["x"], augment, data_spec, seed, targets)
 
     run_dir = runtime.write_dir(_run_dir(runs_dir, spec.name, data_spec.name, run_name))  # non-chief: a temp dir
     _prepare_run_dir(run_dir)
@@ -405,7 +398,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     runtime.prepare_fit(fit_model, fit_data["x"])  # under a strategy: build state without Keras peeking at a batch
     started = time.perf_counter()
     fit = fit_model.fit(**fit_data, epochs=int(hp["epochs"]), verbose=verbose,
-                        callbacks=_callbacks(run_dir, hp, tensorboard, callbacks, budgeted=runtime.strategy is None))
+                        callbacks=training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=callbacks,
+                                                     budgeted=runtime.strategy is None))
     seconds = time.perf_counter() - started
     history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     _write_json(run_dir / "history.json", history)

@@ -51,15 +51,17 @@ class Dataset:
         x, y = self.arrays[split]
         return x, (x if targets == "inputs" else y)
 
-    def fit_data(self, *, batch_size: int | None = None, targets: str = "labels") -> dict[str, Any]:
-        """Keras `fit` data arguments reading the in-memory train and val arrays
-        themselves, as a plain `model.fit(x, y, validation_data=...)` does: Keras
-        batches and shuffles them with its own adapter for the backend (tf.data on
-        TensorFlow, a NumPy iterator on JAX), so nothing stands between the data and
-        the model. `pipeline` is the tf.data alternative for batches that must be
-        transformed (augmentation) or sharded (tf.distribute)."""
+    def fit_data(self, *, batch_size: int | None = None, targets: str = "labels",
+                 pipeline: bool = False) -> dict[str, Any]:
+        """Keras `fit` data arguments for the train and val splits. By default the
+        in-memory arrays themselves, as a plain `model.fit(x, y, validation_data=...)`
+        reads them: Keras batches and shuffles them with its own adapter for the
+        backend (tf.data on TensorFlow, a NumPy iterator on JAX), so nothing stands
+        between the data and the model. `pipeline=True` (batches to transform or
+        shard), or text, which Keras's array adapter cannot take, gives the zoo's
+        tf.data pipelines instead."""
         x, y = self.pairs("train", targets)
-        if x.dtype.kind not in "biuf":  # text: Keras's array adapter takes numbers only
+        if pipeline or x.dtype.kind not in "biuf":
             return {"x": self.pipeline("train", batch_size=batch_size, targets=targets), "shuffle": False,
                     "validation_data": self.pipeline("val", batch_size=batch_size, targets=targets)}
         return {"x": x, "y": y, "batch_size": batch_size or self.batch_size, "shuffle": True,
