@@ -89,7 +89,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--limit", type=int, help="training examples (default: all 60,000)")
-    p.add_argument("--steps-per-execution", type=int, default=10)
+    p.add_argument("--steps-per-execution", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 

@@ -12,7 +12,8 @@ the same layers). Rows:
   torch                   the same model in plain PyTorch on the CPU (needs torch)
 Each row runs in its own process (one Keras backend per process). Throughput counts
 training examples over the epochs after the first (which includes tracing/compiling),
-validation included in every row. Figures are printed with their ratios to bare Keras
+validation included in every row, per wall-clock second and per second of the process's
+CPU time (all threads; steadier than wall time on a shared VM whose speed swings). Figures are printed with their ratios to bare Keras
 on the same backend and to PyTorch. The rows run in `--rounds` interleaved rounds (the
 order reversed every other round) and each row's figure is its median over the rounds, so
 a slow drift of the machine's speed does not favour one row.
@@ -70,13 +71,13 @@ def _timer():
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.times = []
+            self.times = []  # (wall seconds, process CPU seconds) per epoch
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
+            self._t, self._cpu = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
-            self.times.append(time.perf_counter() - self._t)
+            self.times.append((time.perf_counter() - self._t, time.process_time() - self._cpu))
 
     return EpochTimer()
 
@@ -139,7 +140,7 @@ def run_torch(kind, args, threads=None, **_):
     times = []
     b = args.batch_size
     for _ in range(args.epochs):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         model.train()
         for idx in torch.randperm(len(x)).split(b):
             opt.zero_grad()
@@ -150,7 +151,7 @@ def run_torch(kind, args, threads=None, **_):
         with torch.no_grad():
             correct = sum(int((model(xv[i:i + b]).argmax(1) == yv[i:i + b]).sum()) for i in range(0, len(xv), b))
         assert 0 <= correct <= len(xv)
-        times.append(time.perf_counter() - t)
+        times.append((time.perf_counter() - t, time.process_time() - cpu))
     return times
 
 
@@ -169,13 +170,41 @@ ROWS = {
 }
 
 
+CALLBACK_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
+                  "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
+
+
+def time_callback_hooks() -> list[float]:
+    """Make Keras's CallbackList time its hooks (everything `fit` runs besides the model's
+    steps and the data); returns the list the seconds accumulate in."""
+    import keras
+
+    spent = [0.0]
+
+    def timed(hook):
+        def run(self, *a, **kw):
+            t = time.perf_counter()
+            try:
+                return hook(self, *a, **kw)
+            finally:
+                spent[0] += time.perf_counter() - t
+        return run
+
+    for name in CALLBACK_HOOKS:
+        setattr(keras.callbacks.CallbackList, name, timed(getattr(keras.callbacks.CallbackList, name)))
+    return spent
+
+
 def child(args) -> None:
     runner, _, options = ROWS[args.row]
+    spent = time_callback_hooks() if runner != "torch" else [None]
     times = {"zoo": run_zoo, "keras": run_keras, "torch": run_torch}[runner](args.model, args, **options)
-    print("RESULT " + json.dumps(times))
+    print("RESULT " + json.dumps(times and {"times": times, "callback_seconds": spent[0]}))
 
 
-def measure(row: str, model: str, args) -> tuple[float | None, str]:
+def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | None] | None, str]:
+    """(samples per wall second, samples per CPU second, seconds per epoch in Keras callback
+    hooks) of one row in its own process, or None and why."""
     runner, backend, _ = ROWS[row]
     if runner == "torch" and importlib.util.find_spec("torch") is None:
         return None, "torch not installed"
@@ -193,11 +222,13 @@ def measure(row: str, model: str, args) -> tuple[float | None, str]:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
-    times = json.loads(lines[-1][7:])
-    if times is None:
+    result = json.loads(lines[-1][7:])
+    if result is None:
         return None, "zoo plugin not installed"
+    times, hooks = result["times"], result["callback_seconds"]
     steady = times[1:] or times
-    return args.n / statistics.median(steady), ""
+    return (args.n / statistics.median(t for t, _ in steady), args.n / statistics.median(c for _, c in steady),
+            None if hooks is None else hooks / len(times)), ""
 
 
 def main() -> None:
@@ -225,7 +256,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}")
     rows = args.rows.split(",")
     for model in args.models.split(","):
-        rates: dict[str, list[float]] = {row: [] for row in rows}
+        rates: dict[str, list[tuple[float, float]]] = {row: [] for row in rows}
         notes: dict[str, str] = {}
         for r in range(args.rounds):  # rows interleaved, order reversed every other round, against drift
             for row in rows if r % 2 == 0 else rows[::-1]:
@@ -234,23 +265,34 @@ def main() -> None:
                     notes[row] = note
                 else:
                     rates[row].append(rate)
-        results = {row: (statistics.median(rates[row]), "") if rates[row] else (None, notes.get(row, "")) for row in rows}
+        # per row: medians over the rounds of samples per wall second, samples per CPU second, hook seconds
+        results = {row: tuple(statistics.median(r[i] for r in rates[row]) if rates[row][0][i] is not None else None
+                              for i in range(3)) for row in rows if rates[row]}
         if args.rounds > 1:
             print(f"\n{model}: samples/s per round: " + "; ".join(
-                f"{row} {', '.join(f'{v:,.0f}' for v in rates[row])}" for row in rows if rates[row]))
-        torch_rate = results.get("torch", (None, ""))[0]
-        torch_best = results.get("torch-1thread", (None, ""))[0]
-        print(f"\n{model}: samples/s   vs bare Keras (same backend)   vs PyTorch   vs PyTorch 1 thread")
-        for row, (rate, note) in results.items():
-            if rate is None:
-                print(f"  {row:22s} {'-':>9}   {note}")
+                f"{row} {', '.join(f'{r[0]:,.0f}' for r in rates[row])}" for row in rows if rates[row]))
+            for row in rows:  # each round's zoo row against that round's bare Keras row: drift cancels
+                bare_row = f"keras-{ROWS[row][1]}"
+                if row.startswith("zoo") and rates[row] and len(rates[row]) == len(rates.get(bare_row, [])):
+                    paired = [z[0] / k[0] for z, k in zip(rates[row], rates[bare_row])]
+                    print(f"  {row} / {bare_row} per round: {', '.join(f'{p:.3f}' for p in paired)}; "
+                          f"median {statistics.median(paired):.3f}")
+        torch_rate = results.get("torch", (None,))[0]
+        torch_best = results.get("torch-1thread", (None,))[0]
+        print(f"\n{model}: samples/s  vs bare Keras (same backend)  vs PyTorch  vs PyTorch 1 thread"
+              f"  | samples/CPU-s  vs bare Keras | callback hooks ms/epoch")
+        for row in rows:
+            if row not in results:
+                print(f"  {row:22s} {'-':>9}   {notes.get(row, '')}")
                 continue
-            backend = ROWS[row][1]
-            bare = results.get(f"keras-{backend}", (None, ""))[0]
-            vs_keras = f"{rate / bare:6.3f}" if bare and not row.startswith("keras") else "     -"
+            (rate, cpu_rate, hooks), backend = results[row], ROWS[row][1]
+            bare = results.get(f"keras-{backend}") if not row.startswith("keras") else None
+            vs_keras = f"{rate / bare[0]:6.3f}" if bare else "     -"
             vs_torch = f"{rate / torch_rate:6.3f}" if torch_rate else "     -"
             vs_torch += f"   {rate / torch_best:6.3f}" if torch_best else ""
-            print(f"  {row:22s} {rate:9.0f}   {vs_keras:>27}   {vs_torch:>9}")
+            cpu_vs_keras = f"{cpu_rate / bare[1]:6.3f}" if bare else "     -"
+            hooks = f"{hooks * 1000:8.1f}" if hooks is not None else "       -"
+            print(f"  {row:22s} {rate:9.0f}   {vs_keras:>27}   {vs_torch:>9}   | {cpu_rate:9.0f}  {cpu_vs_keras}   | {hooks}")
     print(f"\n# load average at end: {os.getloadavg()[0]:.1f} (other jobs share this machine)")
 
 

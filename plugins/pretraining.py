@@ -15,6 +15,10 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.spec import Float, Int
 
+#: CD updates per graph call (Keras steps_per_execution) when training an RBM: a CD step is a
+#: few small matrix products, so Keras's per-call work matters (100 measured ~14% faster than 10)
+STEPS_PER_EXECUTION = 100
+
 #: pretraining hyperparameters; pretrain_epochs=0 turns pretraining off (same network, random start)
 PRETRAIN_DEFAULTS = {
     "pretrain_epochs": 10,  # per layer
@@ -61,7 +65,7 @@ def pretrain_rbms(x: np.ndarray, sizes: Sequence[int], hp: Mapping[str, Any], ru
         gaussian_lr_scale=float(hp["gaussian_lr_scale"]), learning_rate=float(hp["pretrain_learning_rate"]),
         seed=seed, epochs=int(hp["pretrain_epochs"]), batch_size=int(hp["pretrain_batch_size"]),
         momentum=float(hp["pretrain_momentum"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
-        weight_decay=float(hp["weight_decay"]), verbose=verbose, steps_per_execution=10)
+        weight_decay=float(hp["weight_decay"]), verbose=verbose)
     if run_dir is not None:
         write_history(run_dir, {f"rbm{i}": history for i, (_, history) in enumerate(stack, start=1)})
     return [model.rbm for model, _ in stack]

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.plugins.pretraining import (PRETRAIN_DEFAULTS, PRETRAIN_SEARCH_SPACE, copy_rbm, layer_widths,
-                                     pretrain_rbms)
+from zoo.plugins.pretraining import (PRETRAIN_DEFAULTS, PRETRAIN_SEARCH_SPACE, STEPS_PER_EXECUTION, copy_rbm,
+                                     layer_widths, pretrain_rbms)
 from zoo.plugins.representation_figures import Outputs, register
 from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
 
@@ -53,7 +53,7 @@ RBM_DEFAULTS = {
     "persistent": False,
     "weight_decay": 2e-4,
     "sample_visible": False,  # CD: negative phase from visible means (False) or samples
-    "steps_per_execution": 10,  # CD steps per graph call: less Python overhead per mini-batch
+    "steps_per_execution": STEPS_PER_EXECUTION,  # CD updates per graph call
 }
 
 RBM_SEARCH_SPACE = {
