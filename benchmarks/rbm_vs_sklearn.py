@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -90,22 +91,41 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--limit", type=int, help="training examples (default: all 60,000)")
     p.add_argument("--steps-per-execution", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs of the three models, order reversed every other run; the summary takes medians")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
     xtr, _, xte, _ = load_mnist(args.data_dir, binarize=True, limit=args.limit)
     print(f"binarised MNIST: {len(xtr)} train, {len(xte)} test; hidden={args.hidden} lr={args.lr} "
-          f"batch={args.batch_size} epochs={args.epochs}; steps_per_execution={args.steps_per_execution}")
-    sk_epoch, sk_cpu, sk_err = run_sklearn(xtr, xte, args)
-    print(f"{'model':28s} {'s/epoch':>8s} {'s/epoch*':>9s} {'cpu s/epoch':>12s} {'test recon. MSE':>16s}")
-    print(f"{'sklearn BernoulliRBM (PCD-1)':28s} {sk_epoch:8.2f} {sk_epoch:9.2f} {sk_cpu:12.2f} {sk_err:16.5f}")
-    for persistent in (False, True):
-        name = "zoo RBM (PCD-1)" if persistent else "zoo RBM (CD-1)"
-        epoch, steady, cpu, err = run_zoo(xtr, xte, args, persistent)
-        print(f"{name:28s} {epoch:8.2f} {steady:9.2f} {cpu:12.2f} {err:16.5f}   wall speed-up x{sk_epoch / epoch:.2f}"
-              f" (steady x{sk_epoch / steady:.2f}, cpu x{sk_cpu / cpu:.2f}), error ratio {err / sk_err:.3f}")
-    print("s/epoch: wall-clock fit time / epochs (zoo: includes graph tracing); s/epoch*: zoo epochs after the "
-          "first; cpu s/epoch: process CPU time (all threads) / epochs; error ratio < 1: zoo reconstructs better")
+          f"batch={args.batch_size} epochs={args.epochs}; steps_per_execution={args.steps_per_execution}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    runs = {
+        "sklearn BernoulliRBM (PCD-1)": lambda: (lambda e, c, err: (e, e, c, err))(*run_sklearn(xtr, xte, args)),
+        "zoo RBM (CD-1)": lambda: run_zoo(xtr, xte, args, persistent=False),
+        "zoo RBM (PCD-1)": lambda: run_zoo(xtr, xte, args, persistent=True),
+    }
+    names = list(runs)
+    figures: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
+    print(f"{'run':>3s} {'model':28s} {'s/epoch':>8s} {'s/epoch*':>9s} {'cpu s/epoch':>12s} {'test recon. MSE':>16s}")
+    for r in range(args.repeats):  # interleaved, against the machine's drift
+        for name in names if r % 2 == 0 else names[::-1]:
+            figures[name].append(runs[name]())
+            epoch, steady, cpu, err = figures[name][-1]
+            print(f"{r + 1:3d} {name:28s} {epoch:8.2f} {steady:9.2f} {cpu:12.2f} {err:16.5f}")
+    sk = figures[names[0]]
+    print(f"\nmedians over {args.repeats} runs; speed-up = scikit-learn's s/epoch over the zoo's, per run:")
+    for name in names[1:]:
+        zoo = figures[name]
+        wall = [a[0] / b[0] for a, b in zip(sk, zoo)]
+        steady = [a[0] / b[1] for a, b in zip(sk, zoo)]
+        cpu = [a[2] / b[2] for a, b in zip(sk, zoo)]
+        err = statistics.median(b[3] / a[3] for a, b in zip(sk, zoo))
+        print(f"  {name:16s} wall speed-up x{statistics.median(wall):.2f} (runs {', '.join(f'{w:.2f}' for w in wall)}), "
+              f"after the first epoch x{statistics.median(steady):.2f}, CPU x{statistics.median(cpu):.2f}; "
+              f"error ratio {err:.3f}")
+    print("s/epoch: wall-clock fit time / epochs (zoo: includes building the graph); s/epoch*: zoo epochs after "
+          "the first; cpu s/epoch: process CPU time (all threads) / epochs; error ratio < 1: zoo reconstructs better")
 
 
 if __name__ == "__main__":

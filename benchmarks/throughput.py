@@ -65,6 +65,10 @@ def keras_model(kind: str):
     return keras.Model(inputs, outputs)
 
 
+HOOK_SECONDS = [0.0]  # time spent in Keras's callback hooks (see time_callback_hooks)
+TIMERS: list = []
+
+
 def _timer():
     import keras
 
@@ -72,14 +76,20 @@ def _timer():
         def __init__(self):
             super().__init__()
             self.times = []  # (wall seconds, process CPU seconds) per epoch
+            self.hook_marks = []  # HOOK_SECONDS at each epoch's start and at the end of training
 
         def on_epoch_begin(self, epoch, logs=None):
             self._t, self._cpu = time.perf_counter(), time.process_time()
+            self.hook_marks.append(HOOK_SECONDS[0])
 
         def on_epoch_end(self, epoch, logs=None):
             self.times.append((time.perf_counter() - self._t, time.process_time() - self._cpu))
 
-    return EpochTimer()
+        def on_train_end(self, logs=None):
+            self.hook_marks.append(HOOK_SECONDS[0])
+
+    TIMERS.append(EpochTimer())
+    return TIMERS[-1]
 
 
 def run_keras(kind, args, **_):
@@ -174,12 +184,10 @@ CALLBACK_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_
                   "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
 
 
-def time_callback_hooks() -> list[float]:
-    """Make Keras's CallbackList time its hooks (everything `fit` runs besides the model's
-    steps and the data); returns the list the seconds accumulate in."""
+def time_callback_hooks() -> None:
+    """Make Keras's CallbackList add the time of its hooks (everything `fit` runs besides
+    the model's steps and the data: ours, Keras's and the zoo's callbacks) to HOOK_SECONDS."""
     import keras
-
-    spent = [0.0]
 
     def timed(hook):
         def run(self, *a, **kw):
@@ -187,24 +195,27 @@ def time_callback_hooks() -> list[float]:
             try:
                 return hook(self, *a, **kw)
             finally:
-                spent[0] += time.perf_counter() - t
+                HOOK_SECONDS[0] += time.perf_counter() - t
         return run
 
     for name in CALLBACK_HOOKS:
         setattr(keras.callbacks.CallbackList, name, timed(getattr(keras.callbacks.CallbackList, name)))
-    return spent
 
 
 def child(args) -> None:
     runner, _, options = ROWS[args.row]
-    spent = time_callback_hooks() if runner != "torch" else [None]
+    if runner != "torch":
+        time_callback_hooks()
     times = {"zoo": run_zoo, "keras": run_keras, "torch": run_torch}[runner](args.model, args, **options)
-    print("RESULT " + json.dumps(times and {"times": times, "callback_seconds": spent[0]}))
+    marks = TIMERS[-1].hook_marks if runner != "torch" and TIMERS else []
+    # an epoch's hooks: from its start to the next epoch's start (its end-of-epoch writes included)
+    hooks = [b - a for a, b in zip(marks, marks[1:])] or None
+    print("RESULT " + json.dumps(times and {"times": times, "hook_seconds": hooks}))
 
 
 def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | None] | None, str]:
-    """(samples per wall second, samples per CPU second, seconds per epoch in Keras callback
-    hooks) of one row in its own process, or None and why."""
+    """(samples per wall second, samples per CPU second, mean seconds per epoch in Keras's
+    callback hooks), over the epochs after the first, of one row in its own process; or None and why."""
     runner, backend, _ = ROWS[row]
     if runner == "torch" and importlib.util.find_spec("torch") is None:
         return None, "torch not installed"
@@ -225,10 +236,10 @@ def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | Non
     result = json.loads(lines[-1][7:])
     if result is None:
         return None, "zoo plugin not installed"
-    times, hooks = result["times"], result["callback_seconds"]
+    times, hooks = result["times"], result["hook_seconds"]
     steady = times[1:] or times
     return (args.n / statistics.median(t for t, _ in steady), args.n / statistics.median(c for _, c in steady),
-            None if hooks is None else hooks / len(times)), ""
+            None if hooks is None else statistics.mean(hooks[1:] or hooks)), ""
 
 
 def main() -> None:
@@ -280,7 +291,7 @@ def main() -> None:
         torch_rate = results.get("torch", (None,))[0]
         torch_best = results.get("torch-1thread", (None,))[0]
         print(f"\n{model}: samples/s  vs bare Keras (same backend)  vs PyTorch  vs PyTorch 1 thread"
-              f"  | samples/CPU-s  vs bare Keras | callback hooks ms/epoch")
+              f"  | samples/CPU-s  vs bare Keras | callback hooks ms/epoch (mean)")
         for row in rows:
             if row not in results:
                 print(f"  {row:22s} {'-':>9}   {notes.get(row, '')}")
