@@ -242,3 +242,43 @@ def test_pseudo_log_likelihood_matches_flipping_one_unit():
     flipped[np.arange(5), index] = 1 - flipped[np.arange(5), index]
     gap = np.asarray(ref_layer.free_energy(flipped)) - np.asarray(ref_layer.free_energy(v))
     np.testing.assert_allclose(pll, 11 * -np.logaddexp(0, -gap), rtol=1e-4, atol=1e-4)
+
+
+def test_cd1_gradients_match_the_textbook_formulas():
+    """CD-1 as Hinton (2002) writes it, in NumPy, against the fused products of
+    `contrastive_divergence`, with the same sampled hidden states (same seed)."""
+    v0 = (np.random.default_rng(1).uniform(size=(6, 9)) > 0.5).astype("float32")
+
+    def make():
+        layer = rbm_layers.RBM(4, seed=2, weight_decay=0.01)
+        layer.build((None, 9))
+        rng = np.random.default_rng(0)
+        layer.kernel.assign(rng.normal(0, 1, (9, 4)).astype("float32"))
+        layer.hidden_bias.assign(rng.normal(0, 1, 4).astype("float32"))
+        layer.visible_bias.assign(rng.normal(0, 1, 9).astype("float32"))
+        return layer
+
+    (g_kernel, g_hidden, g_visible), a0, reconstruction = make().contrastive_divergence(v0)
+    ref = make()
+    w, c, b = (np.asarray(x) for x in (ref.kernel, ref.hidden_bias, ref.visible_bias))
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    h0 = sigmoid(v0 @ w + c)
+    h = (np.asarray(keras.random.uniform(h0.shape, seed=ref.seed_generator)) < h0).astype("float32")
+    v1 = sigmoid(h @ w.T + b)
+    h1 = sigmoid(v1 @ w + c)
+    tol = dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(a0), v0 @ w + c, **tol)
+    np.testing.assert_allclose(np.asarray(reconstruction), v1, **tol)
+    np.testing.assert_allclose(np.asarray(g_kernel), (v1.T @ h1 - v0.T @ h0) / 6 + 0.01 * w, **tol)
+    np.testing.assert_allclose(np.asarray(g_hidden), (h1 - h0).mean(axis=0), **tol)
+    np.testing.assert_allclose(np.asarray(g_visible), (v1 - v0).mean(axis=0), **tol)
+
+
+def test_history_figures_are_means_over_examples():
+    means = rbm_layers.ExampleMeans(["a", "b"], aliases={"loss": "a"})
+    means.update_state(np.array([[1.0, 10.0], [3.0, 20.0]], "float32"))
+    means.update_state(np.array([[5.0, 30.0]], "float32"))  # a smaller last batch counts per example
+    result = {k: float(v) for k, v in means.result().items()}
+    assert result == {"loss": 3.0, "a": 3.0, "b": 20.0}
+    means.reset_state()
+    assert float(means.result()["a"]) == 0.0
