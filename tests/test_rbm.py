@@ -223,17 +223,22 @@ def test_dbn_bad_widths_is_a_user_error(digits):
         rbm_plugin.dbn.build(rbm_plugin.dbn.resolve({"widths": []}), ds.spec)
 
 
+def _random_rbm(n_visible: int, units: int, **rbm_args) -> rbm_layers.RBM:
+    """An RBM layer with N(0, 1) weights and biases (rng seed 0), for checks against NumPy."""
+    layer = rbm_layers.RBM(units, **rbm_args)
+    layer.build((None, n_visible))
+    rng = np.random.default_rng(0)
+    layer.kernel.assign(rng.normal(0, 1, (n_visible, units)).astype("float32"))
+    layer.hidden_bias.assign(rng.normal(0, 1, units).astype("float32"))
+    layer.visible_bias.assign(rng.normal(0, 1, n_visible).astype("float32"))
+    return layer
+
+
 def test_pseudo_log_likelihood_matches_flipping_one_unit():
     v = (np.random.default_rng(3).uniform(size=(5, 11)) > 0.5).astype("float32")
 
     def make():
-        layer = rbm_layers.RBM(7, seed=5)
-        layer.build((None, 11))
-        rng = np.random.default_rng(0)
-        layer.kernel.assign(rng.normal(0, 1, (11, 7)).astype("float32"))
-        layer.hidden_bias.assign(rng.normal(0, 1, 7).astype("float32"))
-        layer.visible_bias.assign(rng.normal(0, 1, 11).astype("float32"))
-        return layer
+        return _random_rbm(11, 7, seed=5)
 
     pll = np.asarray(make().pseudo_log_likelihood(v))
     ref_layer = make()  # same seed: the same units get flipped
@@ -250,13 +255,7 @@ def test_cd1_gradients_match_the_textbook_formulas():
     v0 = (np.random.default_rng(1).uniform(size=(6, 9)) > 0.5).astype("float32")
 
     def make():
-        layer = rbm_layers.RBM(4, seed=2, weight_decay=0.01)
-        layer.build((None, 9))
-        rng = np.random.default_rng(0)
-        layer.kernel.assign(rng.normal(0, 1, (9, 4)).astype("float32"))
-        layer.hidden_bias.assign(rng.normal(0, 1, 4).astype("float32"))
-        layer.visible_bias.assign(rng.normal(0, 1, 9).astype("float32"))
-        return layer
+        return _random_rbm(9, 4, seed=2, weight_decay=0.01)
 
     (g_kernel, g_hidden, g_visible), a0, reconstruction = make().contrastive_divergence(v0)
     ref = make()
