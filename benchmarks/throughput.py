@@ -13,8 +13,9 @@ the same layers). Rows:
 Each row runs in its own process (one Keras backend per process). Throughput counts
 training examples over the epochs after the first (which includes tracing/compiling),
 validation included in every row, per wall-clock second and per second of the process's
-CPU time (all threads; steadier than wall time on a shared VM whose speed swings). Figures are printed with their ratios to bare Keras
-on the same backend and to PyTorch. The rows run in `--rounds` interleaved rounds (the
+CPU time (all threads; steadier than wall time on a shared VM whose speed swings).
+Figures are printed with their ratios to bare Keras on the same backend and to PyTorch,
+with the time each epoch spends in Keras's callback hooks. The rows run in `--rounds` interleaved rounds (the
 order reversed every other round) and each row's figure is its median over the rounds, so
 a slow drift of the machine's speed does not favour one row.
 """
@@ -267,7 +268,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}")
     rows = args.rows.split(",")
     for model in args.models.split(","):
-        rates: dict[str, list[tuple[float, float]]] = {row: [] for row in rows}
+        rates: dict[str, list[tuple[float, float, float | None]]] = {row: [] for row in rows}
         notes: dict[str, str] = {}
         for r in range(args.rounds):  # rows interleaved, order reversed every other round, against drift
             for row in rows if r % 2 == 0 else rows[::-1]:
