@@ -203,7 +203,96 @@ def time_callback_hooks() -> None:
         setattr(keras.callbacks.CallbackList, name, timed(getattr(keras.callbacks.CallbackList, name)))
 
 
+def run_pairs(kind, args):
+    """`zoo train` and the bare Keras script alternately in this one process, `args.pairs`
+    times each (the order swapped every other pair): the two runs of a pair share the
+    process's memory layout and thread placement and the VM's speed at the time, which
+    separate processes do not. Returns per pair the median steady epoch (wall, CPU) of each."""
+    import keras
+
+    pairs = []
+    for r in range(args.pairs):
+        pair = {}
+        for name in ("zoo", "keras") if r % 2 == 0 else ("keras", "zoo"):
+            if name == "keras" and keras.backend.backend() == "tensorflow":
+                # the zoo's seeded runs turn TF op determinism on for the process; a bare script has it off
+                from tensorflow.python.framework import config as tf_config
+
+                tf_config.disable_op_determinism()
+            times = (run_zoo if name == "zoo" else run_keras)(kind, args)
+            steady = times[1:] or times
+            pair[name] = [statistics.median(t for t, _ in steady), statistics.median(c for _, c in steady)]
+        pairs.append(pair)
+    return pairs
+
+
+def step_ops(model) -> "collections.Counter":
+    """The operations of the model's compiled training step, by type and data type (TF) or
+    by primitive and output shapes and dtypes (JAX): the TensorFlow graph of
+    `train_function` with the functions it calls (the while loop's body), or the JAX jaxpr
+    of `train_step` with its sub-jaxprs."""
+    import collections
+
+    import keras
+
+    counts: collections.Counter = collections.Counter()
+    if keras.backend.backend() == "tensorflow":
+        fn = model.train_function  # Keras wraps the tf.function in a closure
+        tf_functions = [c.cell_contents for c in fn.__closure__ or ()
+                        if hasattr(c.cell_contents, "_list_all_concrete_functions")]
+        for concrete in (cf for f in tf_functions for cf in f._list_all_concrete_functions()):
+            graph = concrete.graph.as_graph_def()
+            nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+            counts.update(f"{n.op}:{n.attr['T'].type}" if "T" in n.attr else n.op for n in nodes)
+        return counts
+    import jax
+    import numpy as np
+
+    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                                 optimizer_variables=True, metrics_variables=True)
+    batch = (np.zeros((8, *model.input_shape[1:]), "float32"), np.zeros((8,), "int64"))
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            counts[f"{eqn.primitive.name}:{','.join(str(v.aval) for v in eqn.outvars)}"] += 1
+            for sub in jax.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+    walk(jax.make_jaxpr(model.train_step)(state, batch).jaxpr)
+    return counts
+
+
+def compare_steps(kind, args) -> dict:
+    """Fit the zoo model and its bare twin for one short epoch each and compare their
+    compiled training steps op by op: equal steps do the same work per batch, so any
+    throughput difference lies outside the step (callback hooks, data, the machine)."""
+    import keras
+
+    fitted = []
+    fit = keras.Model.fit
+
+    def keep(self, *a, **kw):  # the zoo's model, as `train` fits it
+        fitted.append(self)
+        return fit(self, *a, **kw)
+
+    keras.Model.fit = keep
+    try:
+        small = argparse.Namespace(**{**vars(args), "n": 4 * args.batch_size, "n_val": args.batch_size, "epochs": 1})
+        run_zoo(kind, small)
+        run_keras(kind, small)
+    finally:
+        keras.Model.fit = fit
+    zoo_ops, bare_ops = step_ops(fitted[0]), step_ops(fitted[-1])
+    return {"zoo": sum(zoo_ops.values()), "bare": sum(bare_ops.values()),
+            "only_zoo": dict(zoo_ops - bare_ops), "only_bare": dict(bare_ops - zoo_ops)}
+
+
 def child(args) -> None:
+    if args.graphs:
+        print("RESULT " + json.dumps(compare_steps(args.model, args)))
+        return
+    if args.pairs:
+        print("RESULT " + json.dumps(run_pairs(args.model, args)))
+        return
     runner, _, options = ROWS[args.row]
     if runner != "torch":
         time_callback_hooks()
@@ -215,7 +304,7 @@ def child(args) -> None:
 
 
 def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | None] | None, str]:
-    """(samples per wall second, samples per CPU second, mean seconds per epoch in Keras's
+    """(samples per wall second, samples per CPU second, median seconds per epoch in Keras's
     callback hooks), over the epochs after the first, of one row in its own process; or None and why."""
     runner, backend, _ = ROWS[row]
     if runner == "torch" and importlib.util.find_spec("torch") is None:
@@ -240,7 +329,47 @@ def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | Non
     times, hooks = result["times"], result["hook_seconds"]
     steady = times[1:] or times
     return (args.n / statistics.median(t for t, _ in steady), args.n / statistics.median(c for _, c in steady),
-            None if hooks is None else statistics.mean(hooks[1:] or hooks)), ""
+            None if hooks is None else statistics.median(hooks[1:] or hooks)), ""
+
+
+def backend_child(backend: str, model: str, args, *flags: str):
+    """Run this script's child mode on `backend` with `flags`; its result, or None after
+    printing why there is none."""
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        print(f"  {model} on {backend}: jax not installed")
+        return None
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT, "KERAS_BACKEND": backend}
+    cmd = [sys.executable, __file__, "--child", *flags, "--model", model, "--n", str(args.n),
+           "--n-val", str(args.n_val), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        print(f"  {model} on {backend}: failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120])
+        return None
+    return json.loads(lines[-1][7:])
+
+
+def measure_pairs(backend: str, model: str, args) -> None:
+    """Print the zoo's throughput relative to bare Keras, pair by pair, from one process
+    (run_pairs): what the zoo adds, with the spread between processes taken out."""
+    pairs = backend_child(backend, model, args, "--pairs", str(args.paired))
+    if pairs is None:
+        return
+    wall = [p["keras"][0] / p["zoo"][0] for p in pairs]  # zoo samples/s over bare samples/s
+    cpu = [p["keras"][1] / p["zoo"][1] for p in pairs]
+    print(f"  {model} on {backend}: zoo/bare throughput per pair {', '.join(f'{w:.3f}' for w in wall)}")
+    print(f"  {'':{len(model) + len(backend) + 4}s}  median {statistics.median(wall):.3f} (wall), "
+          f"{statistics.median(cpu):.3f} (CPU); bare epoch median {statistics.median(p['keras'][0] for p in pairs):.3f} s, "
+          f"zoo {statistics.median(p['zoo'][0] for p in pairs):.3f} s")
+
+
+def print_step_comparison(backend: str, model: str, args) -> None:
+    result = backend_child(backend, model, args, "--graphs")
+    if result is None:
+        return
+    same = not result["only_zoo"] and not result["only_bare"]
+    print(f"  {model} on {backend}: training step of `zoo train` {result['zoo']} ops, bare Keras {result['bare']} ops: "
+          + ("the same ops" if same else f"differ: only zoo {result['only_zoo']}, only bare {result['only_bare']}"))
 
 
 def main() -> None:
@@ -254,7 +383,15 @@ def main() -> None:
     p.add_argument("--timeout", type=int, default=900)
     p.add_argument("--rounds", type=int, default=2, help="rounds of all rows; each row's figure is its median")
     p.add_argument("--quick", action="store_true", help="4000 examples, 3 epochs")
+    p.add_argument("--paired", type=int, default=0, metavar="PAIRS",
+                   help="instead of the rows: per model and backend, one process running `zoo train` and the bare "
+                        "script alternately PAIRS times each; prints the zoo/bare ratio of each pair")
+    p.add_argument("--graphs", action="store_true",
+                   help="instead of the rows: per model and backend, compare the compiled training step of "
+                        "`zoo train` with the bare script's, op by op")
+    p.add_argument("--backends", default="tensorflow,jax", help="the backends of --paired and --graphs")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--pairs", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--row", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -266,6 +403,19 @@ def main() -> None:
     print(f"# {args.n} training + {args.n_val} validation examples of 28x28x1, batch {args.batch_size}, "
           f"{args.epochs} epochs (first excluded), {os.cpu_count()} CPU cores; load average at start: "
           f"{os.getloadavg()[0]:.1f}")
+    if args.graphs:
+        for model in args.models.split(","):
+            for backend in args.backends.split(","):
+                print_step_comparison(backend, model, args)
+        return
+    if args.paired:
+        print("zoo/bare: the zoo's samples/s over bare Keras's (median steady epoch of each run), "
+              "both in one process, pair by pair")
+        for model in args.models.split(","):
+            for backend in args.backends.split(","):
+                measure_pairs(backend, model, args)
+        print(f"\n# load average at end: {os.getloadavg()[0]:.1f}")
+        return
     rows = args.rows.split(",")
     for model in args.models.split(","):
         rates: dict[str, list[tuple[float, float, float | None]]] = {row: [] for row in rows}
@@ -292,7 +442,7 @@ def main() -> None:
         torch_rate = results.get("torch", (None,))[0]
         torch_best = results.get("torch-1thread", (None,))[0]
         print(f"\n{model}: samples/s  vs bare Keras (same backend)  vs PyTorch  vs PyTorch 1 thread"
-              f"  | samples/CPU-s  vs bare Keras | callback hooks ms/epoch (mean)")
+              f"  | samples/CPU-s  vs bare Keras | callback hooks ms/epoch (median)")
         for row in rows:
             if row not in results:
                 print(f"  {row:22s} {'-':>9}   {notes.get(row, '')}")
