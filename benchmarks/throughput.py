@@ -23,6 +23,7 @@ a slow drift of the machine's speed does not favour one row.
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
 import json
 import os
@@ -226,13 +227,11 @@ def run_pairs(kind, args):
     return pairs
 
 
-def step_ops(model) -> "collections.Counter":
+def step_ops(model) -> collections.Counter:
     """The operations of the model's compiled training step, by type and data type (TF) or
     by primitive and output shapes and dtypes (JAX): the TensorFlow graph of
     `train_function` with the functions it calls (the while loop's body), or the JAX jaxpr
     of `train_step` with its sub-jaxprs."""
-    import collections
-
     import keras
 
     counts: collections.Counter = collections.Counter()

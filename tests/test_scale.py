@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -348,3 +349,33 @@ def test_jax_refuses_tf_distribute(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_BACKEND": "jax"}, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert "REFUSED" in proc.stdout and "KERAS_BACKEND=tensorflow" in proc.stdout, proc.stderr[-2000:]
+
+
+# --- the zoo adds nothing to the training step -----------------------------------------
+
+
+def _throughput_benchmark():
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zoo_train_compiles_the_same_training_step_as_bare_keras(monkeypatch):
+    """The throughput benchmark's --graphs check: `zoo train`'s MLP runs the bare Keras
+    script's step op for op; and the check does see one extra layer in the bare twin."""
+    bench = _throughput_benchmark()
+    args = argparse.Namespace(n=256, n_val=128, epochs=1, batch_size=128)
+    same = bench.compare_steps("mlp", args)
+    assert same["zoo"] == same["bare"] > 100 and same["only_zoo"] == same["only_bare"] == {}
+
+    twin = bench.keras_model
+
+    def with_dropout(kind):
+        model = twin(kind)
+        x = keras.layers.Dropout(0.1)(model.layers[-2].output)
+        return keras.Model(model.inputs, model.layers[-1](x))
+
+    monkeypatch.setattr(bench, "keras_model", with_dropout)
+    differ = bench.compare_steps("mlp", args)
+    assert differ["bare"] > differ["zoo"] and "StatelessRandomUniformV2" in differ["only_bare"]
