@@ -269,7 +269,7 @@ def compare_steps(kind, args) -> dict:
     fitted = []
     fit = keras.Model.fit
 
-    def keep(self, *a, **kw):  # the zoo's model, as `train` fits it
+    def keep(self, *a, **kw):  # every model fitted: the zoo's (as `train` fits it), then the twin
         fitted.append(self)
         return fit(self, *a, **kw)
 
