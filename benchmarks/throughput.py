@@ -302,27 +302,35 @@ def child(args) -> None:
     print("RESULT " + json.dumps(times and {"times": times, "hook_seconds": hooks}))
 
 
+def run_child(backend: str | None, model: str, args, *flags: str, timeout: float | None = None) -> tuple[object, str]:
+    """Run this script's child mode (`flags` say which) on a Keras `backend` in its own
+    process, within `timeout` seconds (None: no limit): its result, or None and why there is none."""
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        return None, "jax not installed"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    cmd = [sys.executable, __file__, "--child", *flags, "--model", model, "--n", str(args.n),
+           "--n-val", str(args.n_val), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout}s"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+    return json.loads(lines[-1][7:]), ""
+
+
 def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | None] | None, str]:
     """(samples per wall second, samples per CPU second, median seconds per epoch in Keras's
     callback hooks), over the epochs after the first, of one row in its own process; or None and why."""
     runner, backend, _ = ROWS[row]
     if runner == "torch" and importlib.util.find_spec("torch") is None:
         return None, "torch not installed"
-    if backend == "jax" and importlib.util.find_spec("jax") is None:
-        return None, "jax not installed"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    cmd = [sys.executable, __file__, "--child", "--row", row, "--model", model, "--n", str(args.n),
-           "--n-val", str(args.n_val), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {args.timeout}s"
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        return None, "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
-    result = json.loads(lines[-1][7:])
+    result, why = run_child(backend, model, args, "--row", row, timeout=args.timeout)
+    if why:
+        return None, why
     if result is None:
         return None, "zoo plugin not installed"
     times, hooks = result["times"], result["hook_seconds"]
@@ -332,20 +340,13 @@ def measure(row: str, model: str, args) -> tuple[tuple[float, float, float | Non
 
 
 def backend_child(backend: str, model: str, args, *flags: str):
-    """Run this script's child mode on `backend` with `flags`; its result, or None after
+    """run_child's result (no time limit: a paired series runs many fits), or None after
     printing why there is none."""
-    if backend == "jax" and importlib.util.find_spec("jax") is None:
-        print(f"  {model} on {backend}: jax not installed")
+    result, why = run_child(backend, model, args, *flags)
+    if why:
+        print(f"  {model} on {backend}: {why}")
         return None
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT, "KERAS_BACKEND": backend}
-    cmd = [sys.executable, __file__, "--child", *flags, "--model", model, "--n", str(args.n),
-           "--n-val", str(args.n_val), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        print(f"  {model} on {backend}: failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120])
-        return None
-    return json.loads(lines[-1][7:])
+    return result
 
 
 def measure_pairs(backend: str, model: str, args) -> None:
@@ -357,9 +358,9 @@ def measure_pairs(backend: str, model: str, args) -> None:
     wall = [p["keras"][0] / p["zoo"][0] for p in pairs]  # zoo samples/s over bare samples/s
     cpu = [p["keras"][1] / p["zoo"][1] for p in pairs]
     print(f"  {model} on {backend}: zoo/bare throughput per pair {', '.join(f'{w:.3f}' for w in wall)}")
+    bare_epoch, zoo_epoch = (statistics.median(p[name][0] for p in pairs) for name in ("keras", "zoo"))
     print(f"  {'':{len(model) + len(backend) + 4}s}  median {statistics.median(wall):.3f} (wall), "
-          f"{statistics.median(cpu):.3f} (CPU); bare epoch median {statistics.median(p['keras'][0] for p in pairs):.3f} s, "
-          f"zoo {statistics.median(p['zoo'][0] for p in pairs):.3f} s")
+          f"{statistics.median(cpu):.3f} (CPU); bare epoch median {bare_epoch:.3f} s, zoo {zoo_epoch:.3f} s")
 
 
 def print_step_comparison(backend: str, model: str, args) -> None:
@@ -402,18 +403,15 @@ def main() -> None:
     print(f"# {args.n} training + {args.n_val} validation examples of 28x28x1, batch {args.batch_size}, "
           f"{args.epochs} epochs (first excluded), {os.cpu_count()} CPU cores; load average at start: "
           f"{os.getloadavg()[0]:.1f}")
-    if args.graphs:
+    if args.graphs or args.paired:
+        if args.paired:
+            print("zoo/bare: the zoo's samples/s over bare Keras's (median steady epoch of each run), "
+                  "both in one process, pair by pair")
         for model in args.models.split(","):
             for backend in args.backends.split(","):
-                print_step_comparison(backend, model, args)
-        return
-    if args.paired:
-        print("zoo/bare: the zoo's samples/s over bare Keras's (median steady epoch of each run), "
-              "both in one process, pair by pair")
-        for model in args.models.split(","):
-            for backend in args.backends.split(","):
-                measure_pairs(backend, model, args)
-        print(f"\n# load average at end: {os.getloadavg()[0]:.1f}")
+                (print_step_comparison if args.graphs else measure_pairs)(backend, model, args)
+        if args.paired:
+            print(f"\n# load average at end: {os.getloadavg()[0]:.1f}")
         return
     rows = args.rows.split(",")
     for model in args.models.split(","):
