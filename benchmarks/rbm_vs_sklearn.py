@@ -7,7 +7,13 @@ of the mean-field reconstruction, computed by the same NumPy code for both), and
 the ratios. scikit-learn's BernoulliRBM always uses persistent CD (PCD-1); the
 zoo RBM runs CD-1 and, for a like-for-like row, PCD-1.
 
-    python benchmarks/rbm_vs_sklearn.py [--hidden 256 --epochs 5 --batch-size 100 --lr 0.1]
+Each library gets the same 0/1 pixels in the type it reads best, prepared before
+its clock starts: float32 for scikit-learn (it computes in the input's float type
+and would turn bytes into float64), uint8 for the zoo (its model casts in the
+graph; a quarter of the bytes for Keras to copy into a tensor and gather per
+batch). `--zoo-input float32` gives the zoo scikit-learn's array instead.
+
+    python benchmarks/rbm_vs_sklearn.py [--hidden 256 --epochs 5 --batch-size 100 --lr 0.1 --repeats 3]
 """
 
 from __future__ import annotations
@@ -100,17 +106,21 @@ def main() -> None:
     p.add_argument("--steps-per-execution", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of the three models, order reversed every other run; the summary takes medians")
+    p.add_argument("--zoo-input", choices=("uint8", "float32"), default="uint8",
+                   help="the type of the zoo's training array (scikit-learn's is float32)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
     xtr, _, xte, _ = load_mnist(args.data_dir, binarize=True, limit=args.limit)
+    xtr_zoo = xtr.astype(args.zoo_input)  # the same 0/1 values
     print(f"binarised MNIST: {len(xtr)} train, {len(xte)} test; hidden={args.hidden} lr={args.lr} "
           f"batch={args.batch_size} epochs={args.epochs}; steps_per_execution={args.steps_per_execution}; "
+          f"zoo input {args.zoo_input}; "
           f"load average {os.getloadavg()[0]:.1f}")
     runs = {
         "sklearn BernoulliRBM (PCD-1)": lambda: run_sklearn(xtr, xte, args),
-        "zoo RBM (CD-1)": lambda: run_zoo(xtr, xte, args, persistent=False),
-        "zoo RBM (PCD-1)": lambda: run_zoo(xtr, xte, args, persistent=True),
+        "zoo RBM (CD-1)": lambda: run_zoo(xtr_zoo, xte, args, persistent=False),
+        "zoo RBM (PCD-1)": lambda: run_zoo(xtr_zoo, xte, args, persistent=True),
     }
     names = list(runs)
     figures: dict[str, list[tuple[float, float, float, float, float | None]]] = {name: [] for name in names}

@@ -197,7 +197,7 @@ class RBM(keras.layers.Layer):
         nk = ops.cast(ops.shape(v)[0], v0.dtype)
         n0 = ops.cast(ops.shape(v0)[0], v0.dtype)
         grad_kernel = ops.matmul(ops.transpose(ops.concatenate([v, v0], axis=0)),
-                                 ops.concatenate([hk / nk, -h0 / n0], axis=0))
+                                 ops.concatenate([hk * (1.0 / nk), h0 * (-1.0 / n0)], axis=0))
         if self.weight_decay:
             grad_kernel = grad_kernel + self.weight_decay * self.kernel
         grad_hidden = ops.mean(hk, axis=0) - ops.mean(h0, axis=0)
@@ -242,19 +242,29 @@ class ExampleMeans(keras.metrics.Metric):
 class RBMModel(keras.Model):
     """A functional model inputs -> (flatten) -> RBM, trained by CD through `fit`.
 
-    Predicting gives the hidden means (the feature transform). The history holds
+    Predicting gives the hidden means (the feature transform). Inputs of any numeric
+    dtype are cast in the graph, so binary data can be fed as uint8 (a quarter of the
+    bytes to copy into a tensor and gather per batch). The history holds
     `loss` (= `reconstruction_error`: mean squared error between the data and its
     reconstruction E[v | h] from sampled hidden states h ~ p(h | v), the figure
     Hinton's guide (2010, section 5) and reference code monitor; training reads it off
-    the CD step for free), `free_energy` and, for binary visible units,
-    `pseudo_log_likelihood`; validation reports the same figures.
+    the CD step for free, for every example), `free_energy` and, for binary visible
+    units, `pseudo_log_likelihood`; validation reports the same figures.
+
+    In training the last two are estimated on the first `1 / MONITOR_SHARE` of each
+    batch's rows (shuffled by `fit`), which keeps their epoch means unbiased at an
+    eighth of the cost: on every row they took about 15% of a CD-1 step on MNIST
+    (measured). Validation computes them on every row.
     """
+
+    MONITOR_SHARE = 8
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        names = ["reconstruction_error", "free_energy"]
-        self.figures = ExampleMeans(names + (["pseudo_log_likelihood"] if self.rbm.visible == "bernoulli" else []),
-                                    aliases={"loss": "reconstruction_error"}, name="rbm_figures")
+        self.reconstruction = ExampleMeans(["reconstruction_error"], aliases={"loss": "reconstruction_error"},
+                                           name="rbm_reconstruction")
+        self.energy = ExampleMeans(["free_energy"] + (["pseudo_log_likelihood"] if self.rbm.visible == "bernoulli"
+                                                      else []), name="rbm_energy")
 
     @property
     def rbm(self) -> RBM:
@@ -262,33 +272,39 @@ class RBMModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self.figures]
+        return [self.reconstruction, self.energy]
 
     def _visible(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = ops.cast(x, self.rbm.compute_dtype)
         return ops.reshape(x, (ops.shape(x)[0], -1))
 
-    def _monitor(self, v0, a0=None, reconstruction=None):
+    def _monitor(self, v0, a0=None, reconstruction=None, share: int = 1):
         """Update the figures of the data v0; its hidden pre-activations a0 and its
-        reconstruction, when already computed (by the CD step), save the products."""
+        reconstruction, when already computed (by the CD step), save the products. The
+        energy figures use the first 1/`share` of the rows (at least one)."""
         rbm = self.rbm
         a0 = rbm.hidden_input(v0) if a0 is None else a0
         if reconstruction is None:
             reconstruction = rbm._sampled_reconstruction(a0)
+        self.reconstruction.update_state(ops.mean(ops.square(v0 - reconstruction), axis=-1, keepdims=True))
+        if share > 1:
+            rows = (ops.shape(v0)[0] + share - 1) // share
+            v0, a0 = v0[:rows], a0[:rows]
         hidden_term = rbm._hidden_term(a0)
-        figures = [ops.mean(ops.square(v0 - reconstruction), axis=-1), rbm._visible_term(v0) + hidden_term]
+        figures = [rbm._visible_term(v0) + hidden_term]
         if rbm.visible == "bernoulli":
             figures.append(rbm.pseudo_log_likelihood(v0, a0, hidden_term))
-        self.figures.update_state(ops.stack(figures, axis=-1))
-        return self.figures.result()
+        self.energy.update_state(ops.stack(figures, axis=-1))
+        return {**self.reconstruction.result(), **self.energy.result()}
 
     def train_step(self, data):
         v0 = self._visible(data)
         rbm = self.rbm
         grads, a0, reconstruction = rbm.contrastive_divergence(v0)
         self.optimizer.apply_gradients(zip(grads, [rbm.kernel, rbm.hidden_bias, rbm.visible_bias]))
-        return self._monitor(v0, a0, reconstruction)  # the figures of the parameters before this update
+        # the figures of the parameters before this update
+        return self._monitor(v0, a0, reconstruction, share=self.MONITOR_SHARE)
 
     def test_step(self, data):
         return self._monitor(self._visible(data))
