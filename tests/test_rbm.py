@@ -262,7 +262,9 @@ def test_cd1_gradients_match_the_textbook_formulas():
     w, c, b = (np.asarray(x) for x in (ref.kernel, ref.hidden_bias, ref.visible_bias))
     sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     h0 = sigmoid(v0 @ w + c)
-    h = (np.asarray(keras.random.uniform(h0.shape, seed=ref.seed_generator)) < h0).astype("float32")
+    u = np.asarray(keras.random.uniform(h0.shape, seed=ref.seed_generator))
+    h = np.floor(h0 + u)  # Bernoulli(h0): 1 where u >= 1 - h0
+    assert set(np.unique(h)) == {0.0, 1.0}
     v1 = sigmoid(h @ w.T + b)
     h1 = sigmoid(v1 @ w + c)
     tol = dict(rtol=1e-4, atol=1e-5)
