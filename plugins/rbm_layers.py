@@ -304,9 +304,10 @@ class RBMModel(keras.Model):
         v0 = self._visible(data)
         rbm = self.rbm
         grads, a0, reconstruction = rbm.contrastive_divergence(v0)
+        # the figures of the parameters before this update (the energies read the biases and kernel too)
+        logs = self._monitor(v0, a0, reconstruction, share=self.MONITOR_SHARE)
         self.optimizer.apply_gradients(zip(grads, [rbm.kernel, rbm.hidden_bias, rbm.visible_bias]))
-        # the figures of the parameters before this update
-        return self._monitor(v0, a0, reconstruction, share=self.MONITOR_SHARE)
+        return logs
 
     def test_step(self, data):
         return self._monitor(self._visible(data))

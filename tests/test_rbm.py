@@ -283,3 +283,42 @@ def test_history_figures_are_means_over_examples():
     assert result == {"loss": 3.0, "a": 3.0, "b": 20.0}
     means.reset_state()
     assert float(means.result()["a"]) == 0.0
+
+
+def test_training_figures_energy_on_a_share_of_each_batch():
+    """A train step reports the reconstruction error of every row and the free energy of the
+    first ceil(n / MONITOR_SHARE) rows, both with the weights before the update."""
+    x = (np.random.default_rng(2).uniform(size=(20, 9)) > 0.5).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = rbm_layers.rbm_model((9,), 4, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    rbm = model.rbm
+    rbm.kernel.assign(np.random.default_rng(0).normal(0, 1, (9, 4)).astype("float32"))
+    rows = -(-len(x) // model.MONITOR_SHARE)
+    assert rows == 3
+    free_energy = np.asarray(rbm.free_energy(x))
+    figures = {k: float(v) for k, v in model.train_step((x,)).items()}
+    assert figures["free_energy"] == pytest.approx(float(free_energy[:rows].mean()), rel=1e-5)
+    assert figures["free_energy"] != pytest.approx(float(free_energy.mean()), rel=1e-3)
+    assert float(model.reconstruction.count) == len(x) and float(model.energy.count) == rows
+    assert figures["loss"] == figures["reconstruction_error"] > 0
+    # validation: every row, with the updated weights
+    model.energy.reset_state()
+    after = float(np.asarray(rbm.free_energy(x)).mean())
+    assert after != pytest.approx(float(free_energy.mean()), rel=1e-3)
+    assert float(model.test_step((x,))["free_energy"]) == pytest.approx(after, rel=1e-5)
+
+
+def test_binary_data_as_uint8_trains_exactly_as_float32(digits):
+    _, x = digits
+    binary = (x > 0.5).astype("float32")
+    weights = []
+    for data in (binary, binary.astype("uint8")):
+        keras.utils.set_random_seed(0)
+        model = rbm_layers.rbm_model((64,), 16, seed=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(data, batch_size=32, epochs=1, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(weights[0][0], 0, atol=0.05)  # it trained
