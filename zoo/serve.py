@@ -1,28 +1,20 @@
-"""Serve exported models over HTTP with TensorFlow Serving's REST API, and
-predict offline from a SavedModel.
+"""`zoo serve`: exported models over TensorFlow Serving's REST and gRPC APIs, with
+tensorflow_model_server's own flags; and `zoo predict`, offline prediction from a
+SavedModel.
 
-    zoo serve saved_models --port 8501
+    zoo serve saved_models                          # REST on 8501, gRPC on 8500
+    zoo serve --model_name=mlp --model_base_path=/abs/saved_models/mlp --port=8500 --rest_api_port=8501
+    zoo serve --model_config_file=models.config --model_config_file_poll_wait_seconds=60
     curl -d '{"instances": [[5.1, 3.5, 1.4, 0.2]]}' localhost:8501/v1/models/mlp:predict
 
-Endpoints (as TensorFlow Serving's; a client written for it works unchanged):
+`--port` is the gRPC port, as tensorflow_model_server's (it was the REST port
+before gRPC came; REST is `--rest_api_port`). A port of 0 turns that protocol off,
+as there; `any` takes a free port.
 
-    GET  /v1/models/NAME[/versions/N | /labels/L]             version status
-    GET  /v1/models/NAME[/versions/N | /labels/L]/metadata    signatures
-    POST /v1/models/NAME[/versions/N | /labels/L]:predict     row ("instances") or
-                                                               columnar ("inputs") format
-
-Errors are `{"error": "..."}` with TensorFlow Serving's status codes: 400 for a
-bad request (malformed JSON, wrong shape or dtype, unknown signature), 404 for an
-unknown model, version or label, 413 for a body over the size limit, 500 for a
-failure inside the model.
-
-The root holds `NAME/VERSION/` folders (integer versions; anything else, such
-as the `.N.tmp-*` folders an export writes before renaming, is ignored). The
-server serves every version it can load, the highest one by default, and polls
-the root: a new version is picked up and a removed one dropped without restart;
-a version that fails to load is reported in its status and does not affect the
-others (it is retried when its files change; an overwritten version is reloaded). Version labels come from an
-optional `NAME/labels.json`, e.g. `{"stable": 1, "canary": 2}`.
+The pieces (each its own module): serve_repository (versions, policies, loading,
+warm-up), serve_api (the one servable API both protocols call), serve_json and
+serve_rest (REST), serve_proto and serve_grpc (gRPC), serve_batching,
+serve_metrics, serve_status (codes and the error type).
 
 TensorFlow is imported only inside functions: the CLI imports this module at
 start-up to register `zoo serve` and `zoo predict`.
@@ -33,13 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,503 +37,308 @@ import numpy as np
 
 from zoo.cli import command
 from zoo.errors import ZooError
+from zoo.serve_repository import LABELS_FILE, Policy, Repository, Servable, describe, version_dirs  # noqa: F401
+from zoo.serve_status import Code, ServingError  # noqa: F401
 
 DEFAULT_SIGNATURE = "serving_default"
-LABELS_FILE = "labels.json"
 MAX_BODY = 16 * 1024 * 1024
-
-# TensorFlow Serving maps its status codes to HTTP like this (http_server.cc)
-INVALID_ARGUMENT, NOT_FOUND, TOO_LARGE, INTERNAL, UNAVAILABLE = 400, 404, 413, 500, 503
-
-_VERSION = r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
-PREDICT = re.compile(rf"/v1/models/(?P<name>[^/:]+){_VERSION}:(?P<verb>[A-Za-z]+)", re.I)
-METADATA = re.compile(rf"/v1/models/(?P<name>[^/:]+){_VERSION}/metadata", re.I)
-STATUS = re.compile(rf"/v1/models(?:/(?P<name>[^/:]+))?{_VERSION}/?", re.I)
-
-
-class ServingError(Exception):
-    """An error answered as {"error": message} with an HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# --- one loaded version ----------------------------------------------------------------
+MAX_BATCH = 10_000
+GRPC_PORT, REST_PORT = 8500, 8501
+ANY_PORT = -1
 
 
 @dataclass
-class Signature:
-    fn: Any
-    inputs: dict[str, Any]  # name -> tf.TensorSpec
-    outputs: list[str]
+class ServerOptions:
+    """What `zoo serve` runs: models, ports and limits (the CLI flags, by name)."""
+
+    root: str | None = None
+    model_name: str = "default"
+    model_base_path: str | None = None
+    model_config_file: str | None = None
+    model_config_file_poll_wait_seconds: float = 0
+    host: str = "127.0.0.1"
+    port: int = GRPC_PORT
+    rest_api_port: int = REST_PORT
+    version_policy: str = "latest"
+    poll: float = 1.0
+    threads: int = 8
+    grpc_max_threads: int = 16
+    max_body: int = MAX_BODY
+    max_batch: int = MAX_BATCH
+    max_inflight: int | None = None
+    enable_batching: bool = False
+    batching_parameters_file: str | None = None
+    rest_api_timeout_in_ms: int = 0
+    cors: bool = False
+    enable_model_warmup: bool = True
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
+    connection_limit: int = 1000
+    channel_timeout: int = 30
 
 
-@dataclass
-class Servable:
-    """One version of one model: loaded, failed, or loading."""
+def build_repository(options: ServerOptions, warmup=None, on_load=None) -> tuple[Repository, Path, Callable | None]:
+    """The repository the options name, the folder relative base paths are read from,
+    and the config-file poller (None without a config file)."""
+    common = {"poll_seconds": options.poll, "max_load_retries": options.max_num_load_retries,
+              "retry_interval": max(0.0, options.load_retry_interval_micros / 1e6), "warmup": warmup,
+              "on_load": on_load}
+    if options.model_config_file:
+        from zoo.serve_repository import config_sources, parse_model_config
 
-    name: str
-    version: int
-    path: Path
-    state: str = "LOADING"
-    error: str = ""
-    stamp: tuple[int, int] = (0, 0)
-    loaded: Any = None
-    signatures: dict[str, Signature] = field(default_factory=dict)
-    signature_defs: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+        path = Path(options.model_config_file)
+        config_dir = path.resolve().parent
 
-    def status(self) -> dict[str, Any]:
-        return {"version": str(self.version), "state": self.state,
-                "status": {"error_code": "OK" if not self.error else "UNKNOWN", "error_message": self.error}}
+        def read_config():
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise ZooError(f"cannot read the model config {str(path)!r}: {exc.strerror}") from None
+            try:
+                return config_sources(parse_model_config(text), config_dir)
+            except ServingError as exc:
+                raise ZooError(f"{path}: {exc}") from None
 
-    def load(self) -> "Servable":
-        """Load the SavedModel and read its signature definitions."""
-        import tensorflow as tf
-        from google.protobuf.json_format import MessageToDict
-        from tensorflow.core.protobuf import saved_model_pb2
+        repository = Repository(sources=read_config(), **common)
 
-        try:
-            proto = saved_model_pb2.SavedModel()
-            proto.ParseFromString((self.path / "saved_model.pb").read_bytes())
-            self.signature_defs = {
-                k: _message_to_dict(MessageToDict, v) for k, v in proto.meta_graphs[0].signature_def.items()}
-            self.loaded = tf.saved_model.load(str(self.path))
-            for key, fn in self.loaded.signatures.items():
-                self.signatures[key] = Signature(fn, dict(fn.structured_input_signature[1]),
-                                                 sorted(fn.structured_outputs))
-            meta = self.path / "assets.extra" / "metadata.json"
-            self.metadata = json.loads(meta.read_text()) if meta.exists() else {}
-            self.state, self.error = "AVAILABLE", ""
-        except Exception as exc:  # a broken version must not take the server down
-            self.state, self.error, self.loaded = "END", f"{type(exc).__name__}: {exc}"[:2000], None
-            self.signatures = {}
-        return self
+        def poll_config():
+            """Re-read the config file; a broken one is reported and the last good one kept."""
+            try:
+                sources = read_config()
+            except ZooError as exc:
+                print(f"zoo serve: {exc}; keeping the previous config", file=sys.stderr)
+                return
+            if sources != repository.sources():
+                repository.set_sources(sources)
 
-    def run(self, signature: str, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Call a signature on already-validated arrays."""
-        import tensorflow as tf
-
-        sig = self.signatures[signature]
-        try:
-            out = sig.fn(**{k: tf.constant(v, dtype=sig.inputs[k].dtype) for k, v in arrays.items()})
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-            raise ServingError(INVALID_ARGUMENT, _short(exc)) from None
-        return {k: v.numpy() for k, v in out.items()}
-
-
-def _message_to_dict(to_dict: Callable, message) -> dict[str, Any]:
+        return repository, config_dir, poll_config
     try:
-        return to_dict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    except TypeError:  # protobuf < 5.26
-        return to_dict(message, preserving_proto_field_name=True, including_default_value_fields=True)
+        policy = Policy.parse(options.version_policy)
+    except ValueError as exc:
+        raise ZooError(str(exc)) from None
+    if options.model_base_path:
+        from zoo.serve_repository import ModelSource
 
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:500] if text else type(exc).__name__
-
-
-# --- the repository of models -------------------------------------------------------------
-
-
-def version_dirs(model_dir: Path) -> dict[int, Path]:
-    """Integer version folders that hold a saved_model.pb."""
-    out = {}
-    try:
-        children = list(model_dir.iterdir())
-    except OSError:
-        return out
-    for child in children:
-        if child.name.isdigit() and (child / "saved_model.pb").is_file():
-            out[int(child.name)] = child
-    return out
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    """Identity of a version's saved_model.pb: a re-export (--overwrite) changes it."""
-    try:
-        st = (path / "saved_model.pb").stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_ino, st.st_mtime_ns)
-
-
-class Repository:
-    """The models under a root folder, kept in step with it by polling."""
-
-    def __init__(self, root: str | os.PathLike, poll_seconds: float = 1.0) -> None:
-        self.root = Path(root)
-        self.poll_seconds = poll_seconds
-        self.models: dict[str, dict[int, Servable]] = {}
-        self.labels: dict[str, dict[str, int]] = {}
-        self._lock = threading.Lock()
-        self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._refreshed = 0.0
-
-    def refresh_if_stale(self, seconds: float = 0.25) -> None:
-        """Refresh unless that was done in the last `seconds` (lookup misses call this)."""
-        if time.monotonic() - self._refreshed > seconds:
-            self.refresh()
-
-    def refresh(self) -> None:
-        """Load new or changed versions, drop removed ones, re-read labels."""
-        with self._refresh_lock:
-            found: dict[str, dict[int, Path]] = {}
-            labels: dict[str, dict[str, int]] = {}
-            if self.root.is_dir():
-                for model_dir in sorted(self.root.iterdir()):
-                    if model_dir.is_dir() and not model_dir.name.startswith("."):
-                        found[model_dir.name] = version_dirs(model_dir)
-                        labels[model_dir.name] = _read_labels(model_dir / LABELS_FILE)
-            for name, versions in found.items():
-                current = self.models.get(name, {})
-                for version, path in sorted(versions.items()):
-                    old = current.get(version)
-                    if old is None or _stamp(path) != old.stamp:  # new, re-exported, or repaired
-                        servable = Servable(name, version, path, stamp=_stamp(path)).load()
-                        with self._lock:
-                            self.models.setdefault(name, {})[version] = servable
-            with self._lock:
-                for name in list(self.models):
-                    keep = found.get(name, {})
-                    self.models[name] = {v: s for v, s in self.models[name].items() if v in keep}
-                    if not self.models[name]:
-                        del self.models[name]
-                self.labels = labels
-            self._refreshed = time.monotonic()
-
-    def start(self) -> None:
-        def poll() -> None:
-            while not self._stop.wait(self.poll_seconds):
-                try:
-                    self.refresh()
-                except Exception as exc:  # keep polling whatever happens on disk
-                    print(f"zoo serve: refresh failed: {exc}", file=sys.stderr)
-
-        self._thread = threading.Thread(target=poll, name="zoo-serve-poll", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def versions(self, name: str) -> dict[int, Servable]:
-        with self._lock:
-            versions = dict(self.models.get(name, {}))
-        if not versions:
-            raise ServingError(NOT_FOUND, f"Could not find any versions of model {name}")
-        return versions
-
-    def resolve(self, name: str, version: str | None = None, label: str | None = None) -> Servable:
-        """The servable a request names: a version, a label, or the highest available."""
-        with self._lock:
-            versions = dict(self.models.get(name, {}))
-            labels = dict(self.labels.get(name, {}))
-        if label is not None:
-            if label not in labels:
-                raise ServingError(NOT_FOUND, f"Unrecognized servable version label: {label}")
-            version = str(labels[label])
-        if version is not None:
-            servable = versions.get(int(version))
-            if servable is None or servable.state != "AVAILABLE":
-                raise ServingError(NOT_FOUND, f"Servable not found for request: Specific({name}, {version})")
-            return servable
-        available = [s for v, s in sorted(versions.items()) if s.state == "AVAILABLE"]
-        if not available:
-            raise ServingError(NOT_FOUND, f"Servable not found for request: Latest({name})")
-        return available[-1]
-
-
-def _read_labels(path: Path) -> dict[str, int]:
-    try:
-        data = json.loads(path.read_text())
-        return {str(k): int(v) for k, v in data.items()}
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        print(f"zoo serve: ignoring {path}: {exc}", file=sys.stderr)
-        return {}
-
-
-# --- request and response formats ------------------------------------------------------------
-
-
-def _np_dtype(spec) -> np.dtype:
-    return np.dtype(spec.dtype.as_numpy_dtype)
-
-
-def _to_array(value: Any, name: str, spec) -> np.ndarray:
-    """A JSON value as an array of the input's dtype and shape, or a 400."""
-    dtype = _np_dtype(spec)
-    if dtype.kind in "SUO":
-        value = _decode_b64(value)
-        arr = np.asarray(value, dtype=object)
-    else:
-        try:
-            arr = np.asarray(value)
-        except ValueError as exc:
-            raise ServingError(INVALID_ARGUMENT, f"input {name!r}: values must form a rectangular array: {_short(exc)}")
-        if arr.dtype == object:
-            raise ServingError(INVALID_ARGUMENT, f"input {name!r}: values must form a rectangular array of numbers")
-        if arr.dtype.kind not in "biuf":
-            got = "strings" if arr.dtype.kind in "SU" else str(arr.dtype)
-            raise ServingError(INVALID_ARGUMENT, f"input {name!r} expects {spec.dtype.name} values, got {got}")
-        if dtype.kind in "iu" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
-            raise ServingError(INVALID_ARGUMENT, f"input {name!r} expects integers ({spec.dtype.name})")
-        arr = arr.astype(dtype)
-    want = spec.shape
-    if want.rank is not None:
-        dims = want.as_list()
-        if arr.ndim != len(dims) or any(d is not None and d != a for d, a in zip(dims, arr.shape)):
-            shape = "[" + ", ".join("-1" if d is None else str(d) for d in dims) + "]"
-            raise ServingError(INVALID_ARGUMENT, f"input {name!r} has shape {list(arr.shape)}; the signature "
-                                                 f"takes {shape} (-1: any batch size)")
-    return arr
-
-
-def _decode_b64(value: Any) -> Any:
-    import base64
-
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
-    if isinstance(value, list):
-        return [_decode_b64(v) for v in value]
-    return value
-
-
-def parse_predict_request(body: Any, signature: Signature) -> tuple[dict[str, np.ndarray], str]:
-    """Arrays for each signature input and the format ('row' or 'columnar')."""
-    if not isinstance(body, dict):
-        raise ServingError(INVALID_ARGUMENT, "the request body must be a JSON object")
-    has_rows, has_cols = "instances" in body, "inputs" in body
-    if has_rows and has_cols:
-        raise ServingError(INVALID_ARGUMENT, "Not both 'inputs' and 'instances' keys: use one format")
-    if not (has_rows or has_cols):
-        raise ServingError(INVALID_ARGUMENT, "Missing 'inputs' or 'instances' key")
-    names = list(signature.inputs)
-    if has_rows:
-        rows = body["instances"]
-        if not isinstance(rows, list) or not rows:
-            raise ServingError(INVALID_ARGUMENT, "'instances' must be a non-empty list")
-        if all(isinstance(r, dict) for r in rows) and not (len(names) == 1 and _is_b64(rows[0])):
-            for i, r in enumerate(rows):
-                if set(r) != set(names):
-                    raise ServingError(INVALID_ARGUMENT, f"instance {i} has keys {sorted(r)}; the signature "
-                                                         f"takes {sorted(names)}")
-            columns = {n: [r[n] for r in rows] for n in names}
-        elif len(names) == 1:
-            columns = {names[0]: rows}
-        else:
-            raise ServingError(INVALID_ARGUMENT, f"the signature has inputs {sorted(names)}: each instance "
-                                                 "must be an object with those keys")
-        fmt = "row"
-    else:
-        inputs = body["inputs"]
-        if isinstance(inputs, dict) and not _is_b64(inputs):
-            if set(inputs) != set(names):
-                raise ServingError(INVALID_ARGUMENT, f"'inputs' has keys {sorted(inputs)}; the signature takes "
-                                                     f"{sorted(names)}")
-            columns = inputs
-        elif len(names) == 1:
-            columns = {names[0]: inputs}
-        else:
-            raise ServingError(INVALID_ARGUMENT, f"'inputs' must be an object with keys {sorted(names)}")
-        fmt = "columnar"
-    arrays = {n: _to_array(columns[n], n, signature.inputs[n]) for n in names}
-    if fmt == "row" and len({a.shape[0] if a.ndim else None for a in arrays.values()}) > 1:
-        raise ServingError(INVALID_ARGUMENT, "instances have inputs of different batch sizes")
-    return arrays, fmt
-
-
-def _is_b64(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"b64"}
-
-
-def _jsonable(a: np.ndarray) -> Any:
-    if a.dtype.kind in "SO":
-        return [_jsonable(np.asarray(x)) for x in a] if a.ndim else _bytes_json(a.item())
-    return a.tolist()
-
-
-def _bytes_json(b: Any) -> Any:
-    import base64
-
-    if isinstance(b, bytes):
-        try:
-            return b.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"b64": base64.b64encode(b).decode("ascii")}
-    return b
-
-
-def format_predict_response(outputs: Mapping[str, np.ndarray], fmt: str) -> dict[str, Any]:
-    """{"predictions": [...]} (one entry per instance) or {"outputs": ...}."""
-    names = sorted(outputs)
-    if fmt == "columnar":
-        if len(names) == 1:
-            return {"outputs": _jsonable(outputs[names[0]])}
-        return {"outputs": {k: _jsonable(outputs[k]) for k in names}}
-    sizes = {outputs[k].shape[0] if outputs[k].ndim else None for k in names}
-    if len(sizes) != 1 or None in sizes:
-        raise ServingError(INVALID_ARGUMENT, "outputs have different batch sizes; use the columnar 'inputs' format")
-    if len(names) == 1:
-        return {"predictions": _jsonable(outputs[names[0]])}
-    columns = {k: _jsonable(outputs[k]) for k in names}
-    return {"predictions": [{k: columns[k][i] for k in names} for i in range(sizes.pop())]}
-
-
-# --- the WSGI application ------------------------------------------------------------------------
-
-
-class App:
-    """TensorFlow Serving's REST API as a WSGI application."""
-
-    def __init__(self, repository: Repository, max_body: int = MAX_BODY) -> None:
-        self.repository = repository
-        self.max_body = max_body
-
-    def __call__(self, environ, start_response):
-        from werkzeug.wrappers import Request, Response
-
-        request = Request(environ)
-        request.max_content_length = self.max_body
-        try:
-            status, payload = 200, self.dispatch(request)
-        except ServingError as exc:
-            status, payload = exc.status, {"error": str(exc)}
-        except Exception as exc:  # a bug or a model failure: answer, stay up
-            status, payload = INTERNAL, {"error": f"{type(exc).__name__}: {_short(exc)}"}
-        body = json.dumps(payload)
-        response = Response(body, status=status, mimetype="application/json")
-        return response(environ, start_response)
-
-    def dispatch(self, request) -> dict[str, Any]:
-        path, method = request.path, request.method
-        if method == "POST" and (m := PREDICT.fullmatch(path)):
-            verb = m["verb"].lower()
-            if verb in ("classify", "regress"):
-                raise ServingError(INVALID_ARGUMENT, f"{verb} needs a {verb} signature; these models have predict "
-                                                     "signatures: use :predict")
-            if verb != "predict":
-                raise ServingError(INVALID_ARGUMENT, f"Malformed request: {method} {path}")
-            servable = self._resolve(m)
-            return self.predict(servable, self._json(request))
-        if method == "GET" and (m := METADATA.fullmatch(path)):
-            servable = self._resolve(m)
-            return {"model_spec": {"name": servable.name, "signature_name": "", "version": str(servable.version)},
-                    "metadata": {"signature_def": {"signature_def": servable.signature_defs}}}
-        if method == "GET" and (m := STATUS.fullmatch(path)):
-            if not m["name"]:
-                raise ServingError(INVALID_ARGUMENT, "Missing model name in request.")
-            if m["version"] is None and m["label"] is None:
-                versions = self.repository.versions(m["name"])
-                return {"model_version_status": [s.status() for _, s in sorted(versions.items(), reverse=True)]}
-            return {"model_version_status": [self._resolve(m, status=True).status()]}
-        if path.lower().startswith("/v1/"):
-            raise ServingError(INVALID_ARGUMENT, f"Malformed request: {method} {path}")
-        raise ServingError(NOT_FOUND, f"no such endpoint: {method} {path}; see /v1/models/NAME")
-
-    def _resolve(self, m: re.Match, status: bool = False) -> Servable:
-        name, version, label = m["name"], m["version"], m["label"]
-        try:
-            return self.repository.resolve(name, version, label)
-        except ServingError:
-            self.repository.refresh_if_stale()  # a version written since the last poll
-            if status and version is not None:
-                servable = self.repository.versions(name).get(int(version))
-                if servable is not None:
-                    return servable
-                raise ServingError(NOT_FOUND, f"Could not find version {version} of model {name}") from None
-            return self.repository.resolve(name, version, label)
-
-    def _json(self, request) -> Any:
-        from werkzeug.exceptions import RequestEntityTooLarge
-
-        if request.content_length is not None and request.content_length > self.max_body:
-            raise ServingError(TOO_LARGE, f"request body of {request.content_length} bytes is over the "
-                                          f"{self.max_body}-byte limit")
-        try:
-            data = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            raise ServingError(TOO_LARGE, f"request body is over the {self.max_body}-byte limit") from None
-        try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ServingError(INVALID_ARGUMENT, f"JSON Parse error: {exc}") from None
-
-    def predict(self, servable: Servable, body: Any) -> dict[str, Any]:
-        name = (body.get("signature_name") if isinstance(body, dict) else None) or DEFAULT_SIGNATURE
-        if name not in servable.signatures or name.startswith("__"):
-            raise ServingError(INVALID_ARGUMENT, f'Serving signature name: "{name}" not found in signature def')
-        signature = servable.signatures[name]
-        arrays, fmt = parse_predict_request(body, signature)
-        return format_predict_response(servable.run(name, arrays), fmt)
-
-
-# --- the server ------------------------------------------------------------------------------
-
-
-def serve(root: str | os.PathLike = "saved_models", host: str = "127.0.0.1", port: int = 8501, *,
-          threads: int = 8, max_body: int = MAX_BODY, poll_seconds: float = 1.0,
-          on_ready: Callable[[str], None] | None = None) -> int:
-    """Serve every model under `root` until SIGINT or SIGTERM; finishes the
-    requests in flight (up to 5 s) before returning."""
-    import waitress
-
-    root = Path(root)
+        base = Path(options.model_base_path)
+        if not base.is_dir():
+            raise ZooError(f"--model_base_path {str(base)!r} not found")
+        source = ModelSource(options.model_name, base, policy, {})
+        return Repository(sources=[source], **common), Path.cwd(), None
+    root = Path(options.root or "saved_models")
     if not root.is_dir():
         raise ZooError(f"model root {str(root)!r} not found; export a model first (zoo export RUN_DIR)")
-    repository = Repository(root, poll_seconds)
+    return Repository(root, policy=policy, **common), Path.cwd(), None
+
+
+def check_ports(options: ServerOptions, port_given: bool) -> None:
+    """Refuse a command line written for the first `zoo serve`, whose --port was REST's."""
+    if options.port == 0 and options.rest_api_port == 0:
+        raise ZooError("--port 0 and --rest_api_port 0 turn both gRPC and REST off; nothing to serve")
+    if options.port == options.rest_api_port and options.port > 0:
+        raise ZooError(f"--port {options.port} is also the REST port: --port is now the gRPC port (as "
+                       f"tensorflow_model_server's; it used to be REST's). Give REST as --rest_api_port "
+                       f"{options.port} and gRPC another --port (default {GRPC_PORT}; 0: no gRPC)")
+    if port_given and options.port == REST_PORT:
+        print(f"zoo serve: note: --port {REST_PORT} is the gRPC port now; REST is on --rest_api_port "
+              f"{options.rest_api_port}", file=sys.stderr)
+
+
+def serve(options: ServerOptions, on_ready: Callable[[dict[str, str]], None] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM, then finish the requests in flight (up to 5 s)."""
+    from zoo.serve_api import ServingAPI
+    from zoo.serve_metrics import Metrics
+
+    metrics = Metrics()
+    api_holder: list = []
+    repository, config_dir, poll_config = build_repository(
+        options, warmup=(lambda s: api_holder[0].warmup(s)) if options.enable_model_warmup else None,
+        on_load=metrics.load)
+    batcher = _batcher(options, metrics)
+    api = ServingAPI(repository, batcher=batcher, metrics=metrics, max_batch=options.max_batch,
+                     timeout=options.rest_api_timeout_in_ms / 1000 or None)
+    api_holder.append(api)
     repository.refresh()
-    repository.start()
-    # waitress refuses bodies past twice our limit before reading them; the app answers 413 in JSON below that
-    server = waitress.create_server(App(repository, max_body), host=host, port=port, threads=threads,
-                                    max_request_body_size=2 * max_body, ident="zoo-serve",
-                                    clear_untrusted_proxy_headers=True)
-    url = f"http://{host}:{server.effective_port}"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
-    for name, versions in sorted(repository.models.items()):
-        states = ", ".join(f"{v}:{s.state}" + (f" ({s.error[:120]})" if s.error else "") for v, s in sorted(versions.items()))
-        print(f"  {name}: versions {states}", flush=True)
-    print(f"serving {root} on {url}", flush=True)
-    if on_ready:
-        on_ready(url)
+    extra = [(options.model_config_file_poll_wait_seconds, poll_config)] if (
+        poll_config and options.model_config_file_poll_wait_seconds > 0) else []
+    repository.start(extra)
+    rest, grpc_server, endpoints = None, None, {}
     try:
-        server.run()  # returns on KeyboardInterrupt after letting running requests finish
-    except KeyboardInterrupt:
-        pass
+        if options.rest_api_port:
+            rest = _rest_server(api, metrics, options)
+            endpoints["rest"] = f"http://{options.host}:{rest.effective_port}"
+        if options.port:
+            grpc_server = _grpc_server(api, options, config_dir)
+            endpoints["grpc"] = f"{options.host}:{grpc_server[1]}"
+            grpc_server[0].start()
+        _banner(repository, options, endpoints)
+        if on_ready:
+            on_ready(endpoints)
+        _run_until_signal(rest)
     finally:
-        server.close()
+        if rest is not None:
+            rest.close()
+        if grpc_server is not None:
+            grpc_server[0].stop(grace=5).wait(6)
         repository.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if batcher is not None:
+            batcher.stop()
     print("zoo serve: stopped", flush=True)
     return 0
 
 
+def _batcher(options: ServerOptions, metrics):
+    if not options.enable_batching:
+        if options.batching_parameters_file:
+            raise ZooError("--batching_parameters_file is set without --enable_batching")
+        return None
+    from zoo.serve_batching import Batcher, BatchingOptions
+
+    try:
+        return Batcher(BatchingOptions.read(options.batching_parameters_file), on_batch=metrics.batch)
+    except ValueError as exc:
+        raise ZooError(str(exc)) from None
+
+
+def _port(port: int) -> int:
+    return 0 if port == ANY_PORT else port
+
+
+def _rest_server(api, metrics, options: ServerOptions):
+    from zoo.serve_rest import RestApp, create_server
+
+    app = RestApp(api, max_body=options.max_body, max_inflight=options.max_inflight, cors=options.cors,
+                  metrics_page=metrics.page)
+    try:
+        return create_server(app, options.host, _port(options.rest_api_port), threads=options.threads,
+                             connection_limit=options.connection_limit, channel_timeout=options.channel_timeout)
+    except OSError as exc:
+        raise ZooError(f"cannot listen for REST on {options.host}:{options.rest_api_port}: {exc.strerror}") from None
+
+
+def _grpc_server(api, options: ServerOptions, config_dir: Path):
+    from zoo.serve_grpc import create_server
+
+    address = f"{options.host}:{_port(options.port)}"
+    try:
+        return create_server(api, address, threads=options.grpc_max_threads, max_message=options.max_body,
+                             max_concurrent_rpcs=max(options.connection_limit, options.grpc_max_threads),
+                             config_dir=config_dir)
+    except (ServingError, RuntimeError) as exc:
+        raise ZooError(f"cannot listen for gRPC on {address} (in use?): {exc}") from None
+
+
+def _banner(repository: Repository, options: ServerOptions, endpoints: dict[str, str]) -> None:
+    for line in describe(repository):
+        print(line, flush=True)
+    if "grpc" in endpoints:
+        print(f"gRPC API on {endpoints['grpc']}", flush=True)
+    if "rest" in endpoints:
+        print(f"REST API on {endpoints['rest']}", flush=True)
+    what = options.model_config_file or options.model_base_path or options.root or "saved_models"
+    print(f"serving {what} on {endpoints.get('rest') or endpoints.get('grpc')}", flush=True)
+
+
+def _run_until_signal(rest) -> None:
+    """Block until SIGINT/SIGTERM (waitress's loop when REST is on)."""
+    stopped = threading.Event()
+
+    def stop(signum, frame):
+        stopped.set()
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        if rest is not None:
+            rest.run()  # returns on KeyboardInterrupt after letting running requests finish
+        else:
+            stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def _flag_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _flag_port(text: str) -> int:
+    if text.strip().lower() == "any":
+        return ANY_PORT
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port number, 0 (off) or 'any', not {text!r}") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range")
+    return port
+
+
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("root", nargs="?", default="saved_models", help="export root (default: saved_models/)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8501, help="port (default: 8501, TensorFlow Serving's; 0: any free)")
-    p.add_argument("--threads", type=int, default=8, help="requests handled at once (default: 8)")
-    p.add_argument("--max-body", type=int, default=MAX_BODY, help=f"largest request body in bytes (default {MAX_BODY})")
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between scans for new versions (default: 1)")
+    d = ServerOptions()
+    p.add_argument("root", nargs="?", help="export root: one model per folder (default: saved_models/)")
+    tf = p.add_argument_group("tensorflow_model_server's flags")
+    tf.add_argument("--port", type=_flag_port, default=None,
+                    help=f"gRPC port (default {d.port}; 0: no gRPC; 'any': a free one). Before gRPC this was "
+                         "the REST port: REST is --rest_api_port")
+    tf.add_argument("--rest_api_port", type=_flag_port, default=d.rest_api_port,
+                    help=f"REST port (default {d.rest_api_port}; 0: no REST; 'any': a free one)")
+    tf.add_argument("--model_name", default=d.model_name, help="with --model_base_path: the model's name")
+    tf.add_argument("--model_base_path", help="one model's folder of versions (instead of ROOT)")
+    tf.add_argument("--model_config_file", help="TensorFlow Serving's ModelServerConfig in text format")
+    tf.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0,
+                    help="re-read the config file this often (default 0: never)")
+    tf.add_argument("--file_system_poll_wait_seconds", "--poll", dest="poll", type=float, default=d.poll,
+                    help=f"seconds between scans for new versions (default {d.poll:g})")
+    tf.add_argument("--enable_batching", type=_flag_bool, nargs="?", const=True, default=False,
+                    help="merge concurrent requests into one signature call")
+    tf.add_argument("--batching_parameters_file", help="BatchingParameters in text format")
+    tf.add_argument("--rest_api_timeout_in_ms", type=int, default=0,
+                    help="longest wait for the model, in ms (default 0: none; gRPC uses the call's deadline)")
+    tf.add_argument("--rest_api_num_threads", "--threads", dest="threads", type=int, default=d.threads,
+                    help=f"REST request threads (default {d.threads})")
+    tf.add_argument("--grpc_max_threads", type=int, default=d.grpc_max_threads,
+                    help=f"gRPC request threads (default {d.grpc_max_threads})")
+    tf.add_argument("--rest_api_enable_cors_support", "--cors", dest="cors", type=_flag_bool, nargs="?",
+                    const=True, default=False, help="CORS headers on every REST answer")
+    tf.add_argument("--enable_model_warmup", type=_flag_bool, nargs="?", const=True, default=True,
+                    help="replay assets.extra/tf_serving_warmup_requests before serving a version (default true)")
+    tf.add_argument("--max_num_load_retries", type=int, default=d.max_num_load_retries,
+                    help=f"retries of a failed load (default {d.max_num_load_retries})")
+    tf.add_argument("--load_retry_interval_micros", type=int, default=d.load_retry_interval_micros,
+                    help="wait between load retries (default 60 s); a version's files changing retries at once")
+    zoo = p.add_argument_group("zoo's own")
+    zoo.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}, this machine only)")
+    zoo.add_argument("--version-policy", default=d.version_policy,
+                     help="without a config file: latest (TensorFlow Serving's default), latest:N or all")
+    zoo.add_argument("--max-body", type=int, default=d.max_body, help=f"largest request in bytes (default {MAX_BODY})")
+    zoo.add_argument("--max-batch", type=int, default=d.max_batch,
+                     help=f"most examples in one request (default {MAX_BATCH}; 413 past it)")
+    zoo.add_argument("--max-inflight", type=int, help="bytes of request bodies decoded at once (default 2x "
+                                                      "--max-body; 429 past it)")
+    zoo.add_argument("--connection-limit", type=int, default=d.connection_limit,
+                     help=f"open REST connections (default {d.connection_limit})")
+    zoo.add_argument("--channel-timeout", type=int, default=d.channel_timeout,
+                     help=f"seconds before an idle REST connection is closed (default {d.channel_timeout})")
 
 
 @command("serve", _serve_args)
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve exported models with TensorFlow Serving's REST API."""
-    return serve(args.root, args.host, args.port, threads=args.threads, max_body=args.max_body,
-                 poll_seconds=args.poll)
+    """Serve exported models with TensorFlow Serving's REST and gRPC APIs."""
+    options = ServerOptions(**{k: v for k, v in vars(args).items() if k in ServerOptions.__dataclass_fields__
+                               and v is not None})
+    check_ports(options, port_given=args.port is not None)
+    return serve(options)
 
 
 # --- offline prediction ------------------------------------------------------------------------
@@ -647,22 +442,36 @@ def predict_file(saved_model: str | os.PathLike, input_path: str | os.PathLike, 
     sig = servable.signatures[signature]
     if len(sig.inputs) != 1:
         raise ZooError(f"signature {signature!r} takes {len(sig.inputs)} inputs; zoo predict reads one")
-    (name, spec), = sig.inputs.items()
+    (name, spec), = sig.fn.structured_input_signature[1].items()
     x = read_inputs(input_path, spec)
     class_names = servable.metadata.get("class_names")
     rows: list[dict[str, Any]] = []
     for start in range(0, len(x), max(1, batch_size)):
-        try:
-            arrays = {name: _to_array(x[start:start + batch_size].tolist(), name, spec)}
-        except ServingError as exc:
-            raise ZooError(str(exc)) from None
-        out = format_predict_response(servable.run(signature, arrays), "row")["predictions"]
-        for item in out:
-            item = item if isinstance(item, dict) else {sig.outputs[0]: item}
-            if class_names and isinstance(item.get("class_ids"), int) and 0 <= item["class_ids"] < len(class_names):
-                item["class_name"] = class_names[item["class_ids"]]
-            rows.append(item)
+        rows.extend(_predict_rows(servable, sig, {name: x[start:start + batch_size]}))
+    for item in rows:
+        if class_names and isinstance(item.get("class_ids"), int) and 0 <= item["class_ids"] < len(class_names):
+            item["class_name"] = class_names[item["class_ids"]]
     return rows
+
+
+def _predict_rows(servable: Servable, sig, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The server's row-format answer as plain Python values, one dict per example."""
+    import orjson
+
+    from zoo import serve_json
+    from zoo.serve_api import _check_shape
+
+    try:
+        for name, info in sig.inputs.items():
+            if info.dtype.kind in "biuf" and arrays[name].dtype.kind not in "biuf":
+                raise ServingError(Code.INVALID_ARGUMENT, f"input {name!r} expects {info.tf_name} values")
+            arrays[name] = np.asarray(arrays[name]).astype(info.dtype, copy=False)
+            _check_shape(arrays[name], name, info)
+    except ServingError as exc:
+        raise ZooError(str(exc)) from None
+    outputs = servable.run(sig.name, arrays)
+    rows = orjson.loads(serve_json.dumps(serve_json.format_predict(outputs, "row")))["predictions"]
+    return [row if isinstance(row, dict) else {next(iter(outputs)): row} for row in rows]
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
