@@ -4,15 +4,20 @@ Serving (or `zoo serve`) can serve, with optional ONNX and TFLite copies.
     saved_models/<name>/<version>/
         saved_model.pb, variables/     the `serving_default` signature: named raw
                                        inputs in, named outputs out, with the
-                                       training preprocessing inside the graph
+                                       training preprocessing inside the graph;
+                                       tabular classifiers and regressors also get
+                                       TensorFlow Serving's `classification` /
+                                       `regression` signatures over tf.Examples
         assets.extra/metadata.json     model, hyperparameters, dataset, class names,
                                        signature description, test metrics, versions
         assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog protos
         model.onnx, model.tflite       only when asked for (formats=("onnx", "tflite"))
 
-A version is written beside its final place and renamed into it, so a server
-watching the folder never sees half a version. Every export checks that the
-saved signature, reloaded, gives the Keras model's outputs on raw inputs.
+A version is written beside its final place (a hidden `.N.tmp-PID-TIME` folder)
+and renamed into it, so a server watching the folder never sees half a version;
+such folders left by a killed export are removed by the next export of the model.
+Every export checks that the saved signatures, reloaded, give the Keras model's
+outputs on raw inputs.
 
 This module imports TensorFlow only inside functions: the CLI imports it at
 start-up to register `zoo export` and `zoo predict`.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -38,6 +44,10 @@ from zoo.errors import ZooError
 from zoo.spec import DataSpec
 
 SIGNATURE = "serving_default"
+CLASSIFY_SIGNATURE, REGRESS_SIGNATURE = "classification", "regression"
+METHOD_NAMES = {CLASSIFY_SIGNATURE: "tensorflow/serving/classify", REGRESS_SIGNATURE: "tensorflow/serving/regress"}
+#: hidden folders an export writes before renaming (.N.tmp-PID-TIME) or while replacing (.N.old-PID-TIME)
+TEMP_DIR = re.compile(r"^\.(\d+)\.(tmp|old)-(\d+)-(\d+)$")
 METADATA_FILE = "metadata.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
 FORMATS = ("onnx", "tflite")
@@ -189,10 +199,80 @@ def save_signature(model, data_spec: DataSpec, task: str, path: str | os.PathLik
     archive = keras.export.ExportArchive()
     archive.track(core)
     archive.add_endpoint(SIGNATURE, serve, input_signature=[spec])
+    for name, fn in _task_endpoints(serve, data_spec, task, dtype).items():
+        archive.add_endpoint(name, fn, input_signature=[tf.TensorSpec((None,), tf.string, name="inputs")])
     try:
         archive.write_out(str(path), verbose=False)
     except TypeError:  # older Keras without `verbose`
         archive.write_out(str(path))
+    _set_method_names(Path(path))
+
+
+def task_signature(data_spec: DataSpec, task: str, dtype: str) -> str | None:
+    """"classification" or "regression" when the export gets TensorFlow Serving's
+    signature of that name: a tabular classifier, or a regressor of one target,
+    with float features."""
+    if data_spec.input_kind != "tabular" or len(data_spec.input_shape) != 1 or dtype != "float32":
+        return None
+    if task == "classification":
+        return CLASSIFY_SIGNATURE
+    if task == "regression" and (data_spec.num_targets or 1) == 1:
+        return REGRESS_SIGNATURE
+    return None
+
+
+def _task_endpoints(serve, data_spec: DataSpec, task: str, dtype: str) -> dict[str, Any]:
+    """The classify / regress endpoint over serialized tf.Examples whose feature named
+    like the input ("features") holds the raw values (TensorFlow Serving's
+    signature_defs: input "inputs"; outputs "classes" and "scores", or "outputs")."""
+    import tensorflow as tf
+
+    kind = task_signature(data_spec, task, dtype)
+    if kind is None:
+        return {}
+    feature = input_name(data_spec)
+    parse_spec = {feature: tf.io.FixedLenFeature(list(data_spec.input_shape), tf.float32)}
+    names = list(data_spec.class_names or [str(i) for i in range(data_spec.num_classes or 0)])
+
+    def features(serialized):
+        return tf.io.parse_example(serialized, parse_spec)[feature]
+
+    def classify(serialized):
+        scores = serve(features(serialized))["probabilities"]
+        labels = tf.tile(tf.constant(names)[None], [tf.shape(scores)[0], 1])
+        return {"classes": labels, "scores": scores}
+
+    def regress(serialized):
+        return {"outputs": tf.reshape(serve(features(serialized))["predictions"], [-1])}
+
+    return {kind: classify if kind == CLASSIFY_SIGNATURE else regress}
+
+
+def _set_method_names(path: Path) -> None:
+    """Give the classify / regress signatures their TensorFlow Serving method names
+    (Keras writes every endpoint as a predict signature)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((path / "saved_model.pb").read_bytes())
+    defs = proto.meta_graphs[0].signature_def
+    changed = [k for k in METHOD_NAMES if k in defs]
+    for key in changed:
+        defs[key].method_name = METHOD_NAMES[key]
+    if changed:
+        (path / "saved_model.pb").write_bytes(proto.SerializeToString())
+
+
+def tf_examples(name: str, raw_x: np.ndarray) -> list[bytes]:
+    """Serialized tf.train.Examples, one per row, with the row's values as float feature `name`."""
+    from tensorflow.core.example import example_pb2
+
+    out = []
+    for row in np.asarray(raw_x, "float32").reshape(len(raw_x), -1):
+        example = example_pb2.Example()
+        example.features.feature[name].float_list.value.extend(row.tolist())
+        out.append(example.SerializeToString())
+    return out
 
 
 # --- reference outputs and example inputs ----------------------------------------------
@@ -279,48 +359,65 @@ def call_saved_model(path: str | os.PathLike, raw_x: np.ndarray) -> dict[str, np
     return {k: v.numpy() for k, v in out.items()}
 
 
+def call_task_signature(path: str | os.PathLike, kind: str, name: str, raw_x: np.ndarray) -> dict[str, np.ndarray]:
+    """Call the classification / regression signature on raw inputs (as tf.Examples)."""
+    import tensorflow as tf
+
+    sig = tf.saved_model.load(str(path)).signatures[kind]
+    return {k: v.numpy() for k, v in sig(inputs=tf.constant(tf_examples(name, raw_x))).items()}
+
+
+def check_task_signature(kind: str, got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
+                         class_names: Sequence[str]) -> float:
+    """Largest difference between a task signature's answer and the model's; ZooError past TOLERANCE."""
+    if kind == CLASSIFY_SIGNATURE:
+        labels = [[v.decode() for v in row] for row in got["classes"]]
+        if any(row != list(class_names) for row in labels):
+            raise ZooError(f"the classification signature's classes {labels[0]} are not {list(class_names)}")
+        return compare({"probabilities": expected["probabilities"]}, {"probabilities": got["scores"]})
+    return compare({"predictions": expected["predictions"].reshape(-1)}, {"predictions": got["outputs"]})
+
+
 # --- warm-up requests --------------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def prediction_log(model_name: str, inputs: Mapping[str, np.ndarray], signature: str = SIGNATURE) -> bytes:
-    """A serialized tensorflow.serving.PredictionLog holding one PredictRequest.
-
-    Encoded by hand (field numbers from tensorflow_serving/apis/*.proto:
-    PredictionLog.predict_log = 6, PredictLog.request = 1, PredictRequest.model_spec = 1,
-    .inputs = 2 (map entry: key 1, value 2), ModelSpec.name = 1, .signature_name = 3)
-    with TensorFlow's own TensorProto, so tensorflow-serving-api is not needed.
-    """
+def prediction_log(model_name: str, inputs: Mapping[str, np.ndarray], signature: str = SIGNATURE):
+    """A tensorflow.serving.PredictionLog holding one PredictRequest."""
     import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
 
-    spec = _field(1, model_name.encode()) + _field(3, signature.encode())
-    request = _field(1, spec)
+    log = prediction_log_pb2.PredictionLog()
+    request = log.predict_log.request
+    request.model_spec.name, request.model_spec.signature_name = model_name, signature
     for key, value in inputs.items():
-        tensor = tf.make_tensor_proto(value).SerializeToString()
-        request += _field(2, _field(1, key.encode()) + _field(2, tensor))
-    return _field(6, _field(1, request))
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return log
 
 
-def write_warmup(path: str | os.PathLike, model_name: str, name: str, examples: np.ndarray) -> None:
-    """TensorFlow Serving's warm-up file: a batch-1 and a small-batch request."""
+def task_log(model_name: str, kind: str, examples: Sequence[bytes]):
+    """A PredictionLog holding a ClassificationRequest or RegressionRequest over serialized tf.Examples."""
+    from tensorflow.core.example import example_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    log = prediction_log_pb2.PredictionLog()
+    request = (log.classify_log if kind == CLASSIFY_SIGNATURE else log.regress_log).request
+    request.model_spec.name, request.model_spec.signature_name = model_name, kind
+    for data in examples:
+        request.input.example_list.examples.add().CopyFrom(example_pb2.Example.FromString(data))
+    return log
+
+
+def write_warmup(path: str | os.PathLike, model_name: str, name: str, examples: np.ndarray,
+                 task: str | None = None) -> None:
+    """TensorFlow Serving's warm-up file: a batch-1 and a small-batch request to
+    serving_default (and to the classify / regress signature `task`, when given)."""
     import tensorflow as tf
 
     with tf.io.TFRecordWriter(str(path)) as writer:
         for batch in (examples[:1], examples[:8]):
-            writer.write(prediction_log(model_name, {name: batch}))
+            writer.write(prediction_log(model_name, {name: batch}).SerializeToString())
+            if task:
+                writer.write(task_log(model_name, task, tf_examples(name, batch)).SerializeToString())
 
 
 # --- other formats ----------------------------------------------------------------------
@@ -463,6 +560,8 @@ def export_model(model, data_spec: DataSpec, task: str, *, name: str, version: i
         raise ZooError(f"version must be a non-negative integer, got {version!r}")
     model_dir = Path(out) / name
     model_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_dirs(model_dir):
+        print(f"zoo export: removed {stale}, left by an export that was killed", file=sys.stderr)
     final = model_dir / str(version if version is not None else next_version(model_dir))
     if final.exists() and not overwrite:
         raise ZooError(f"{final} already exists; pass --overwrite (overwrite=True) or another --version")
@@ -473,6 +572,11 @@ def export_model(model, data_spec: DataSpec, task: str, *, name: str, version: i
         expected = reference_outputs(model, data_spec, task, raw_x)
         parity = {"savedmodel": compare(expected, call_saved_model(tmp, raw_x))}
         key = input_name(data_spec)
+        kind = task_signature(data_spec, task, input_dtype(model, data_spec))
+        if kind:
+            class_names = data_spec.class_names or [str(i) for i in range(data_spec.num_classes or 0)]
+            parity[kind] = check_task_signature(kind, call_task_signature(tmp, kind, key, raw_x), expected,
+                                                class_names)
         for fmt in formats:
             if fmt == "tflite":
                 path = export_tflite(tmp, tmp / "model.tflite")
@@ -482,7 +586,7 @@ def export_model(model, data_spec: DataSpec, task: str, *, name: str, version: i
                 parity["onnx"] = compare(expected, call_onnx(path, key, raw_x))
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
-        write_warmup(extra / WARMUP_FILE, name, key, raw_x)
+        write_warmup(extra / WARMUP_FILE, name, key, raw_x, task=kind)
         info = {
             "name": name,
             "version": int(final.name),
@@ -492,6 +596,7 @@ def export_model(model, data_spec: DataSpec, task: str, *, name: str, version: i
             "dataset": data_spec.to_json(),
             "class_names": list(data_spec.class_names) if data_spec.class_names else None,
             "signature": describe_signature(model, data_spec, task, expected),
+            "signatures": [SIGNATURE, *([kind] if kind else [])],
             "preprocessing": dict(data_spec.preprocessing),
             "formats": ["savedmodel", *formats],
             "parity": {"examples": len(raw_x), "tolerance": TOLERANCE,
@@ -504,6 +609,59 @@ def export_model(model, data_spec: DataSpec, task: str, *, name: str, version: i
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def stale_temp_dirs(root: str | os.PathLike) -> list[Path]:
+    """Hidden temporary version folders under `root` (a model folder, or an export root
+    of model folders) whose export process is gone: what a killed export leaves."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    folders = [root, *(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))]
+    found = []
+    for folder in folders:
+        for child in folder.iterdir():
+            m = TEMP_DIR.match(child.name)
+            if m and child.is_dir() and not _process_alive(int(m[3])):
+                found.append(child)
+    return sorted(found)
+
+
+def remove_stale_temp_dirs(model_dir: Path) -> list[Path]:
+    """Remove what stale_temp_dirs finds in one model folder; returns the removed folders."""
+    removed = [d for d in stale_temp_dirs(model_dir) if d.parent == model_dir]
+    for d in removed:
+        shutil.rmtree(d, ignore_errors=True)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def check_keras_archive(path: Path) -> None:
+    """ZooError naming the damage when a run's model.keras is not a whole Keras archive
+    (Keras itself would say "File not found" for a file that exists)."""
+    import zipfile
+
+    if not path.is_file():
+        return  # Run.load says what is missing
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        bad = str(exc)
+    if bad:
+        raise ZooError(f"{path} is damaged ({size} bytes, not a complete Keras archive: {bad}); it was probably "
+                       "cut short when training was killed: run the same `zoo train ... --run-name` again to "
+                       "rebuild it")
 
 
 def _publish(tmp: Path, final: Path, overwrite: bool) -> None:
@@ -547,8 +705,10 @@ def export_run(run: Any, *, name: str | None = None, version: int | None = None,
         path = Path(run)
         if not path.is_dir():
             raise ZooError(f"run directory {str(path)!r} not found")
+        check_keras_archive(path / "model.keras")
         run = Run.load(path)
     elif run.model is None:
+        check_keras_archive(Path(run.dir) / "model.keras")
         run = Run.load(run.dir)
     config = run.config
     data_spec = run.data_spec
