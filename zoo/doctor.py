@@ -99,21 +99,30 @@ def plugins() -> list[dict[str, Any]]:
     return rows
 
 
-def diagnose() -> dict[str, Any]:
+def stale_exports(root: str = "saved_models") -> list[str]:
+    """Temporary version folders under the export root left by killed exports (the
+    next `zoo export` of that model removes them)."""
+    from zoo.export import stale_temp_dirs
+
+    return [str(p) for p in stale_temp_dirs(root)]
+
+
+def diagnose(export_root: str = "saved_models") -> dict[str, Any]:
     """The full report `zoo doctor` prints."""
     found = devices()
     return {"versions": versions(), "devices": found, "mixed_precision": mixed_precision(found), "xla": xla(),
-            "plugins": plugins()}
+            "plugins": plugins(), "stale_exports": stale_exports(export_root)}
 
 
 def _doctor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--export-root", default="saved_models", help="where to look for stale export folders")
 
 
 @command("doctor", _doctor_args)
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Versions, devices, mixed precision / XLA support and plugin health (exit 1 if a plugin is broken)."""
-    report = diagnose()
+    report = diagnose(args.export_root)
     unhealthy = [p for p in report["plugins"] if p["status"] != "loaded"]
     if args.json:
         print(json.dumps(report, indent=2))
@@ -138,4 +147,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print("\n".join("  " + line for line in _table(rows, ("model", "distribution", "version", "status")).splitlines()))
     for model, reason in dict.fromkeys((p["model"], p["reason"]) for p in unhealthy):
         print(f"  {model}: {reason}")
+    if report["stale_exports"]:
+        print("stale exports (left by killed exports; the next `zoo export` of the model removes them)")
+        for path in report["stale_exports"]:
+            print(f"  {path}")
     return 1 if unhealthy else 0
