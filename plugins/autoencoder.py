@@ -28,7 +28,7 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.plugins.pretraining import PRETRAIN_DEFAULTS, PRETRAIN_SEARCH_SPACE, copy_rbm, pretrain_rbms, write_history
 from zoo.plugins.representation_figures import Outputs, register
-from zoo.spec import Choice, DataSpec, Float, Int, ModelSpec
+from zoo.spec import Choice, DataSpec, Float, Int, ModelSpec, PerLayer
 
 INITS = ("random", "autoencoders", "rbm")
 NOISE_TYPES = ("masking", "gaussian")
@@ -52,7 +52,7 @@ DEFAULTS = {
 SEARCH_SPACE = {
     "code_size": Int(2, 64, sampling="log"),
     "depth": Int(1, 4),
-    "units": Int(64, 1024, step=64),
+    "widths": PerLayer(Int(64, 1024, step=64)),  # encoder widths, one per layer (mirrored by the decoder)
     "learning_rate": Float(1e-4, 1e-2, sampling="log"),
     "dropout": Float(0.0, 0.5, step=0.1),
     "noise": Float(0.0, 0.5, step=0.1),

@@ -17,7 +17,7 @@ steps for variable-length input (`masking=true`: steps whose every feature equal
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
+from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec, PerLayer
 
 DEFAULTS = {
     "depth": 1,
@@ -37,7 +37,7 @@ DEFAULTS = {
 
 SEARCH_SPACE = {
     "depth": Int(1, 3),
-    "units": Int(16, 256, step=16),
+    "widths": PerLayer(Int(16, 256, step=16)),  # units of each stacked layer
     "bidirectional": Boolean(),
     "dropout": Float(0.0, 0.5, step=0.1),
     "recurrent_dropout": Float(0.0, 0.5, step=0.1),

@@ -9,7 +9,7 @@ cannot learn XOR (Minsky & Papert 1969); one hidden layer can.
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.spec import Boolean, Choice, DataSpec, Float, Int, ModelSpec
+from zoo.spec import Boolean, Choice, DataSpec, Float, Int, ModelSpec, PerLayer
 
 ACTIVATION_CHOICES = ("relu", "tanh", "sigmoid", "leaky_relu", "prelu", "elu", "softsign", "swish", "mish", "maxout")
 
@@ -28,7 +28,7 @@ DEFAULTS = {
 
 SEARCH_SPACE = {
     "depth": Int(1, 4),
-    "units": Int(16, 256, step=16),
+    "widths": PerLayer(Int(16, 256, step=16)),  # one width per hidden layer, as deep as the trial's depth
     "activation": Choice("relu", "tanh", "elu", "swish"),
     "dropout": Float(0.0, 0.5, step=0.1),
     "batch_norm": Boolean(),

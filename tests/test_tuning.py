@@ -165,7 +165,7 @@ def test_sweep_table_and_best_run_directory(tmp_path):
 
     sweep = quiet_tune(runs_dir=tmp_path, max_trials=2, objective="val_accuracy", retrain=True, plots=True)
     rows = sweep.rows
-    assert [r["trial_id"] for r in rows] == ["0", "1"] and all(r["status"] == "completed" for r in rows)
+    assert [r["trial_id"] for r in rows] == [0, 1] and all(r["status"] == "completed" for r in rows)
     for r in rows:
         assert set(r["hyperparameters"]) == {"depth", "learning_rate"}
         assert 1 <= r["hyperparameters"]["depth"] <= 2 and 1e-3 <= r["hyperparameters"]["learning_rate"] <= 1e-1
@@ -178,13 +178,13 @@ def test_sweep_table_and_best_run_directory(tmp_path):
     assert {"status", "objective", "epochs_run", "seconds", "reason", "hp_depth", "hp_learning_rate",
             "val_loss", "val_accuracy"} <= set(table[0])
     assert float(table[1]["objective"]) == pytest.approx(rows[1]["objective"], rel=1e-5)
-    assert json.loads((sweep.dir / "trials.json").read_text())[0]["trial_id"] == "0"
+    assert json.loads((sweep.dir / "trials.json").read_text())[0]["trial_id"] == 0
     assert (sweep.dir / "objective.png").stat().st_size > 0 and (sweep.dir / "hyperparameters.png").exists()
     # only the best trial keeps a model
     best = sweep.best
     assert best["objective"] == max(r["objective"] for r in rows)
     kept = sorted(p.parent.name for p in sweep.dir.glob("trial_*/model.keras"))
-    assert kept == [f"trial_{best['trial_id']}"]
+    assert kept == [best["dir"]]
     # the best hyperparameters retrained into a normal run directory
     run = Run.load(sweep.dir / "best")
     assert run.model is not None and run.config["model"] == "mlp"
@@ -201,7 +201,7 @@ def test_resume_keeps_finished_trials_and_extends(tmp_path):
     before = {r["trial_id"]: (r["objective"], r["seconds"], r["hyperparameters"]) for r in first.rows}
     again = quiet_tune(runs_dir=tmp_path, max_trials=3)  # same command, one more trial
     after = {r["trial_id"]: (r["objective"], r["seconds"], r["hyperparameters"]) for r in again.rows}
-    assert set(after) == {"0", "1", "2"}
+    assert set(after) == {0, 1, 2}
     assert {k: after[k] for k in before} == before  # not re-run: same seconds, same results
 
 
@@ -212,14 +212,14 @@ def test_interrupted_sweep_resumes_without_losing_finished_trials(tmp_path):
         quiet_tune(model=spec, runs_dir=tmp_path, tuner="grid", max_trials=2, fixed={"epochs": 1}, space={})
     d = tmp_path / "tune-flaky-xor-grid"
     state = {r["trial_id"]: r["status"] for r in json.loads((d / "trials.json").read_text())}
-    assert state == {"0": "completed", "1": "interrupted"}
+    assert state == {0: "completed", 1: "interrupted"}
     finished = json.loads((d / "trial_0" / "zoo_trial.json").read_text())
     # the same command resumes (the interruption is gone): trial 0 is kept, trial 1 runs again
     fixed_spec = ModelSpec(name="flaky", family="test", summary="", tasks=("classification",),
                            build=lambda hp, ds: _flaky_build({**hp, "mode": "ok"}, ds), defaults={"mode": "ok"},
                            search_space={"mode": Choice("ok", "interrupt")}, default_dataset="xor")
     sweep = quiet_tune(model=fixed_spec, runs_dir=tmp_path, tuner="grid", max_trials=2, fixed={"epochs": 1}, space={})
-    assert [(r["trial_id"], r["status"]) for r in sweep.rows] == [("0", "completed"), ("1", "completed")]
+    assert [(r["trial_id"], r["status"]) for r in sweep.rows] == [(0, "completed"), (1, "completed")]
     assert json.loads((d / "trial_0" / "zoo_trial.json").read_text()) == finished
 
 
@@ -316,9 +316,9 @@ def test_distributed_chief_and_two_workers_on_loopback(tmp_path):
     for name, p in procs.items():
         assert p.returncode == 0, f"{name} failed:\n{outputs.get(name, '')[-3000:]}"
     rows = json.loads((tmp_path / "dist" / "trials.json").read_text())
-    assert sorted(r["trial_id"] for r in rows) == ["0", "1", "2", "3"]
+    assert sorted(r["trial_id"] for r in rows) == [0, 1, 2, 3]
     assert all(r["status"] == "completed" for r in rows)
-    ran_by = {json.loads((tmp_path / "dist" / f"trial_{r['trial_id']}" / "zoo_trial.json").read_text())["tuner_id"]
+    ran_by = {json.loads((tmp_path / "dist" / r["dir"] / "zoo_trial.json").read_text())["tuner_id"]
               for r in rows}
     assert ran_by <= {"tuner0", "tuner1"} and ran_by  # the chief serves, the workers train
     assert "4 trials: 4 completed" in outputs["chief"]
@@ -357,7 +357,7 @@ def test_sweep_killed_with_sigkill_resumes(tmp_path):
     kept = (d / "trial_0" / "zoo_trial.json").read_text()
     assert main(args) == 0
     rows = json.loads((d / "trials.json").read_text())
-    assert [(r["trial_id"], r["status"]) for r in rows] == [("0", "completed"), ("1", "completed"), ("2", "completed")]
+    assert [(r["trial_id"], r["status"]) for r in rows] == [(0, "completed"), (1, "completed"), (2, "completed")]
     assert (d / "trial_0" / "zoo_trial.json").read_text() == kept
 
 
@@ -368,11 +368,10 @@ def test_cli_module_and_package_import_no_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_objective_the_model_does_not_report_stops_the_sweep(tmp_path):
-    with pytest.raises(ZooError, match="val_accuracy.*not among the metrics.*--objective"):
+def test_objective_the_model_does_not_report_is_refused_before_any_trial(tmp_path):
+    with pytest.raises(ZooError, match="'accuracy' is not one a regression model can report.*val_loss|mae"):
         quiet_tune(dataset="diabetes", runs_dir=tmp_path, max_trials=3, objective="val_accuracy")
-    rows = json.loads((tmp_path / "tune-mlp-diabetes-random" / "trials.json").read_text())
-    assert len(rows) == 1  # stopped at the first trial instead of failing every one
+    assert not list(tmp_path.glob("tune-mlp-diabetes-random/trial_*"))  # no trial trained
     sweep = quiet_tune(dataset="diabetes", runs_dir=tmp_path, max_trials=1, objective="val_mae", restart=True)
     assert sweep.direction == "min" and sweep.rows[0]["status"] == "completed"
 

@@ -62,3 +62,19 @@ class MedianStopping(keras.callbacks.Callback):
             self.model.stop_training = True
             self.stopped_epoch = done
             self.median_at_stop = median
+
+
+class ObjectiveLogger(keras.callbacks.Callback):
+    """Adds each function objective's value to an epoch's logs (as
+    `objective.fn(logs)` under its name), before the callbacks that read them
+    (early stopping, the CSV log, the median rule) run."""
+
+    def __init__(self, objectives: Sequence) -> None:
+        super().__init__()
+        self.objectives = list(objectives)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        for objective in self.objectives:
+            logs[objective.name] = float(objective.fn(dict(logs)))

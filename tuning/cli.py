@@ -14,9 +14,13 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="a registered model (not needed with --report)")
     add_data_arguments(p)
     p.add_argument("--tuner", default="random", choices=("random", "bayesian", "hyperband", "grid"))
-    p.add_argument("--max-trials", type=int, default=10, help="trials to run in all (raise it to extend a sweep)")
-    p.add_argument("--objective", default="val_loss",
-                   help="val_loss, val_accuracy, val_mae, ... or NAME:min / NAME:max (default val_loss)")
+    p.add_argument("--max-trials", type=int,
+                   help="trials to run in all (default: the tuner's whole budget: 10 random or Bayesian trials, the "
+                        "whole grid, Hyperband's full schedule; raise it to extend a sweep)")
+    p.add_argument("--objective", action="append", metavar="NAME[:min|max]",
+                   help="val_loss (default), val_accuracy, val_auc, val_f1, val_precision, val_recall, "
+                        "val_top5_accuracy, val_mae, val_r2, ..., params, inference_time; repeat it (or give a comma "
+                        "list) for a multi-objective sweep: the first guides the tuner, the Pareto front is reported")
     add_hp_arguments(p)  # --epochs, --batch-size, --optimizer, --lr, --set: fixed values
     p.add_argument("--space", action="append", default=[], metavar="NAME=FORM",
                    help="search NAME over FORM: 1e-4..1e-2:log, 16..256:16, relu,tanh or bool")
@@ -35,9 +39,14 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
     p.add_argument("--trials-per-process", type=int, metavar="N",
                    help="run N trials per fresh process (bounded memory over long sweeps)")
-    p.add_argument("--report", metavar="SWEEP_DIR", help="only rebuild the table, plots and summary of a sweep")
+    p.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="distributed sweeps: the chief gives the trial of a worker silent this long to another")
+    p.add_argument("--report", metavar="SWEEP_DIR",
+                   help="rebuild the table, plots and summary of a sweep, with hyperparameter importances, a parallel "
+                        "coordinates plot and every trial's learning curve")
     p.add_argument("--top", type=int, default=5, help="best trials to print")
-    p.add_argument("--verbose", "-v", action="count", default=0, help="-v: a line per trial; -vv: progress bars")
+    p.add_argument("--verbose", "-v", action="count", default=0, help="-v: a line per epoch; -vv: progress bars")
+    p.add_argument("--quiet", "-q", action="store_true", help="no plan and no line per trial: only the summary")
 
 
 @command("tune", _tune_args)
@@ -48,18 +57,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.report:
         sweep = report(args.report)
         print(sweep.summary(args.top))
+        importance = sweep.dir / "importance.json"
+        if importance.exists():
+            import json
+
+            data = json.loads(importance.read_text())
+            print("hyperparameter importance (" + data["method"] + "):")
+            for name, share in data["importance"].items():
+                print(f"  {name:24} {share:.3f}")
+        print(f"figures: {', '.join(p.name for p in sorted(sweep.dir.glob('*.png')))} in {sweep.dir}")
         return 0
     if not args.model:
         raise ZooError("give a model to tune (or --report SWEEP_DIR)")
     fixed = hp_options(args)
     space = parse_sets(args.space) if args.space else {}
     try:
-        sweep = tune(args.model, args.dataset, tuner=args.tuner, max_trials=args.max_trials, objective=args.objective,
+        sweep = tune(args.model, args.dataset, tuner=args.tuner, max_trials=args.max_trials,
+                     objective=args.objective or "val_loss", worker_timeout=args.worker_timeout,
                      runs_dir=args.runs_dir, name=args.name, restart=args.restart, fixed=fixed, space=space,
                      tune_params=args.tune, space_file=args.space_file, median_stopping=args.median_stopping,
                      median_min_trials=args.median_min_trials, hyperband_factor=args.hyperband_factor,
                      max_failures=args.max_failures, retrain=not args.no_retrain, tensorboard=args.tensorboard,
-                     verbose=args.verbose, trials_per_process=args.trials_per_process, **data_options(args))
+                     verbose=-1 if args.quiet else args.verbose, trials_per_process=args.trials_per_process,
+                     **data_options(args))
     except KeyboardInterrupt:
         print("zoo: sweep interrupted; finished trials are kept. Re-run the same command to resume.", file=sys.stderr)
         return 130
@@ -76,7 +96,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(sweep.summary(args.top))
     print(f"trials table: {sweep.dir / 'trials.csv'}")
     if sweep.best_run is not None:
-        print(f"best model retrained: {sweep.best_run.dir}")
+        kept = sweep.best_run.metrics.get("monitor", {})
+        at = f" ({kept['metric']} {kept['kept']:.4f} at epoch {kept['kept_epoch']})" if "kept" in kept else ""
+        print(f"best model retrained: {sweep.best_run.dir}{at}")
         for k, v in sweep.best_run.metrics.items():
             if k.startswith("test_"):
                 print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")

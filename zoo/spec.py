@@ -47,7 +47,24 @@ TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 
 # --- search-space declarations -------------------------------------------------
 # Each mirrors a keras_tuner.HyperParameters method; `declare` calls it by duck
-# typing so this module never imports keras_tuner.
+# typing so this module never imports keras_tuner. `when` makes a range
+# conditional (Keras-Tuner's conditional scopes): {"activation": ("maxout",)}
+# searches it only in trials whose activation is maxout.
+
+
+def _conditions(when: Mapping[str, Any] | None) -> tuple[tuple[str, tuple], ...]:
+    """`when` as ((parent, (values...)), ...), sorted; a single value becomes a 1-tuple."""
+    out = []
+    for parent, values in dict(when or {}).items():
+        values = tuple(values) if isinstance(values, (list, tuple, set, frozenset)) else (values,)
+        if not values:
+            raise ZooError(f"condition on {parent!r} names no values")
+        out.append((str(parent), values))
+    return tuple(sorted(out))
+
+
+def _when_text(when: tuple) -> str:
+    return "".join(f" when {p} in {{{', '.join(map(str, v))}}}" for p, v in when)
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,10 @@ class Int:
     max: int
     step: int = 1
     sampling: str = "linear"
+    when: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "when", _conditions(self.when))
 
     def declare(self, hp: Any, name: str, default: Any) -> Any:
         # keras_tuner wants step None (not 1) with log sampling: there a step is a factor
@@ -64,7 +85,7 @@ class Int:
 
     def describe(self) -> str:
         step = f" step {self.step}" if self.step != 1 else ""
-        return f"int {self.min}..{self.max}{step}" + (" (log)" if self.sampling == "log" else "")
+        return f"int {self.min}..{self.max}{step}" + (" (log)" if self.sampling == "log" else "") + _when_text(self.when)
 
 
 @dataclass(frozen=True)
@@ -73,38 +94,76 @@ class Float:
     max: float
     sampling: str = "linear"
     step: float | None = None
+    when: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "when", _conditions(self.when))
 
     def declare(self, hp: Any, name: str, default: Any) -> Any:
         return hp.Float(name, self.min, self.max, step=self.step, sampling=self.sampling, default=default)
 
     def describe(self) -> str:
-        return f"float {self.min:g}..{self.max:g}" + (" (log)" if self.sampling == "log" else "")
+        step = f" step {self.step:g}" if self.step else ""
+        return (f"float {self.min:g}..{self.max:g}{step}" + (" (log)" if self.sampling == "log" else "")
+                + _when_text(self.when))
 
 
 @dataclass(frozen=True)
 class Choice:
     values: tuple
+    when: Any = None
 
-    def __init__(self, *values: Any) -> None:
+    def __init__(self, *values: Any, when: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "values", tuple(values))
+        object.__setattr__(self, "when", _conditions(when))
 
     def declare(self, hp: Any, name: str, default: Any) -> Any:
         return hp.Choice(name, list(self.values), default=default)
 
     def describe(self) -> str:
-        return "one of " + ", ".join(map(str, self.values))
+        return "one of " + ", ".join(map(str, self.values)) + _when_text(self.when)
 
 
 @dataclass(frozen=True)
 class Boolean:
+    when: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "when", _conditions(self.when))
+
     def declare(self, hp: Any, name: str, default: Any) -> Any:
         return hp.Boolean(name, default=bool(default))
 
     def describe(self) -> str:
-        return "true or false"
+        return "true or false" + _when_text(self.when)
 
 
-Param = Int | Float | Choice | Boolean
+@dataclass(frozen=True)
+class PerLayer:
+    """One width per layer, tied to the depth: searching `widths` with
+    `PerLayer(Int(16, 256, step=16))` declares `widths_1` ... `widths_D` (D the
+    deepest `depth` searched), `widths_i` active only in trials whose depth is at
+    least i (Keras-Tuner's canonical conditional pattern). A trial's `widths` is
+    the list of its active widths. `replaces` names the hyperparameters that
+    `widths` overrides (a uniform `units`): naming one of them in a sweep drops
+    this range."""
+
+    width: Int | Choice
+    depth: str = "depth"
+    replaces: tuple[str, ...] = ("units",)
+    when: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, (Int, Choice)):
+            raise ZooError("PerLayer takes an Int range or a Choice of widths")
+        object.__setattr__(self, "replaces", tuple(self.replaces))
+        object.__setattr__(self, "when", _conditions(self.when))
+
+    def describe(self) -> str:
+        return f"one width per layer ({self.depth} of them), each {self.width.describe()}" + _when_text(self.when)
+
+
+Param = Int | Float | Choice | Boolean | PerLayer
 
 
 # --- data spec -----------------------------------------------------------------
@@ -238,6 +297,15 @@ class ModelSpec:
         missing = [k for k in self.search_space if k not in self.hyperparameters()]
         if missing:
             out.append(f"search space names {missing} without defaults")
+        for key, param in self.search_space.items():
+            parents = [p for p, _ in getattr(param, "when", ())]
+            if isinstance(param, PerLayer):
+                parents.append(param.depth)
+                if not isinstance(self.hyperparameters().get(key), list):
+                    out.append(f"PerLayer range {key!r} needs a list default (e.g. [])")
+            unknown_parents = [p for p in parents if p not in self.hyperparameters()]
+            if unknown_parents:
+                out.append(f"search range {key!r} depends on {unknown_parents}, which are not hyperparameters")
         unknown = [k for k in self.example_hyperparameters if k not in self.hyperparameters()]
         if unknown:
             out.append(f"example_hyperparameters names {unknown}, which are not hyperparameters")

@@ -82,6 +82,9 @@ class Run:
 
             import keras
 
+            from zoo import metrics as zoo_metrics
+
+            zoo_metrics.register()  # metric classes a model compiled for an objective may name
             spec = get_spec(config["model"])  # import the plugin so its custom layers are registered
             for module in spec.keras_modules:  # and the modules it names for its Keras classes
                 importlib.import_module(module)
@@ -157,8 +160,19 @@ def task_for(spec: ModelSpec, data_spec: DataSpec) -> str:
     return next(t for t in spec.tasks if t in UNSUPERVISED_TASKS)
 
 
-def loss_and_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[str, Any]:
-    """compile() arguments for a task: the loss by name and the metrics to report."""
+def loss_and_metrics(task: str, data_spec: DataSpec, loss: str, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """compile() arguments for a task: the loss by name and the metrics to report,
+    with the metrics named in `extra` (zoo.metrics: auc, f1, r2, ...) added."""
+    args = _loss_and_task_metrics(task, data_spec, loss)
+    if extra:
+        from zoo import metrics as zoo_metrics
+
+        added = zoo_metrics.check(extra, task)
+        args["metrics"] = args["metrics"] + zoo_metrics.build(added, task, data_spec.num_classes)
+    return args
+
+
+def _loss_and_task_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[str, Any]:
     import keras
 
     if loss not in LOSSES.get(task, ("auto",)):
@@ -188,20 +202,21 @@ def sparse_categorical_hinge(y_true, y_pred):
 
 
 def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int,
-                  jit_compile: bool | str = "auto") -> None:
+                  jit_compile: bool | str = "auto", metrics: Sequence[str] = ()) -> None:
     task = task_for(spec, data_spec)
-    args = loss_and_metrics(task, data_spec, hp["loss"])
+    args = loss_and_metrics(task, data_spec, hp["loss"], extra=metrics)
     if spec.compile_args is not None:
         args.update(spec.compile_args(hp, data_spec))
     model.compile(optimizer=make_optimizer(hp, steps_per_epoch), jit_compile=jit_compile, **args)
 
 
-def build_and_compile(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec):
+def build_and_compile(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, metrics: Sequence[str] = ()):
     """The model `train` fits: built from `hp` and compiled with the task's loss,
-    metrics and the optimizer/schedule of `hp` (shared with the tuner's trials)."""
+    metrics (and those named in `metrics`) and the optimizer/schedule of `hp`
+    (shared with the tuner's trials)."""
     model = build_model(spec, hp, data_spec)
     steps = math.ceil(data_spec.sizes["train"] / int(hp["batch_size"]))
-    compile_model(model, spec, hp, data_spec, steps_per_epoch=steps)
+    compile_model(model, spec, hp, data_spec, steps_per_epoch=steps, metrics=metrics)
     return model
 
 
@@ -233,11 +248,16 @@ def versions() -> dict[str, str]:
 
 
 def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: bool = False, extra: Sequence[Any] = (),
-                       checkpoint: bool = True, backup: bool = True, budgeted: bool = True) -> list:
-    """The callbacks of every training run: NaN guard, CSV log, best-model
-    checkpoint, backup for resuming, early stopping on val_loss (patience),
+                       checkpoint: bool = True, backup: bool = True, budgeted: bool = True,
+                       monitor: str = "val_loss", mode: str = "auto", restore_best: bool = False,
+                       first: Sequence[Any] = ()) -> list:
+    """The callbacks of every training run: `first` (callbacks that add figures
+    to an epoch's logs), NaN guard, CSV log, best-model checkpoint, backup for
+    resuming, early stopping on `monitor` (val_loss by default; patience),
     TensorBoard, then `extra`. The tuner's trials use the same list, without the
-    per-run checkpoint (it keeps only the best trial's model).
+    per-run checkpoint (it keeps only the best trial's model), monitoring the
+    sweep's objective. With `restore_best`, the model ends with the weights of
+    its best epoch by `monitor` even when early stopping is off (patience 0).
 
     The checkpoint and backup writes take at most ~1% of the training time
     (zoo.callbacks.WRITE_BUDGET) unless `budgeted=False`: under tf.distribute every
@@ -255,13 +275,14 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
 
     checkpoint_cls = BudgetedCheckpoint if budgeted else keras.callbacks.ModelCheckpoint
     backup_cls = BudgetedBackup if budgeted else keras.callbacks.BackupAndRestore
-    cbs = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    cbs = [*first, keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
     if checkpoint:
-        cbs.append(checkpoint_cls(str(run_dir / "checkpoint.keras"), monitor="val_loss", save_best_only=True))
+        cbs.append(checkpoint_cls(str(run_dir / "checkpoint.keras"), monitor=monitor, mode=mode, save_best_only=True))
     if backup:
         cbs.append(backup_cls(str(run_dir / "backup")))
-    if int(hp["patience"]) > 0:
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(hp["patience"]),
+    if int(hp["patience"]) > 0 or restore_best:  # patience 0 with restore_best: restore, never stop
+        patience = int(hp["patience"]) or int(hp["epochs"]) + 1
+        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
                                                  restore_best_weights=True))
     if tensorboard:  # update_freq="epoch": no batch-end work either
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
@@ -313,7 +334,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           verbose: Any = "auto", callbacks: Sequence[Any] = (), adversarial: Any = None,
           augment: str | Sequence[str] | None = None, from_run: str | Path | None = None,
           freeze: str | int | None = None, device: str = "auto", precision: str = "auto",
-          xla: bool | None = None, distribute: str | None = None, **hyperparameters: Any) -> Run:
+          xla: bool | None = None, distribute: str | None = None, metrics: Sequence[str] = (),
+          monitor: str | None = None, **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
 
     `hyperparameters` override the spec's defaults (epochs, batch_size,
@@ -331,6 +353,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
 
     `device`, `precision`, `xla` and `distribute` choose where and how it computes
     (see zoo.scale); under `distribute` the batch size is the global batch size.
+
+    `metrics` adds metrics by name (auc, precision, recall, f1, r2, ...; see
+    zoo.metrics). `monitor` ("val_accuracy", "val_auc:max") is the metric early
+    stopping and the checkpoint follow instead of val_loss; the model keeps the
+    weights of its best epoch by it, even with patience 0.
     """
     from zoo import scale
 
@@ -361,6 +388,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
+    monitor_name, monitor_mode, extra_metrics = _monitor(monitor, task, metrics)
     targets = "inputs" if task in UNSUPERVISED_TASKS else "labels"
     batch_size = int(hp["batch_size"])
     with runtime.scope():  # dtype policy and tf.distribute strategy around build and compile
@@ -373,7 +401,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
             fit_model, attack = adv.wrap(keras_model, adversarial, data_spec, task, seed)
         runtime.check_model(spec, fit_model)
         compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
-                      jit_compile=runtime.jit_compile)
+                      jit_compile=runtime.jit_compile, metrics=extra_metrics)
     # batches to transform (augmentation) or shard (tf.distribute): the zoo's tf.data pipeline
     fit_data = dataset.fit_data(batch_size=batch_size, targets=targets,
                                 pipeline=bool(augment) or runtime.strategy is not None)
@@ -399,7 +427,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     started = time.perf_counter()
     fit = fit_model.fit(**fit_data, epochs=int(hp["epochs"]), verbose=verbose,
                         callbacks=training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=callbacks,
-                                                     budgeted=runtime.strategy is None))
+                                                     budgeted=runtime.strategy is None, monitor=monitor_name,
+                                                     mode=monitor_mode, restore_best=monitor is not None))
     seconds = time.perf_counter() - started
     history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     _write_json(run_dir / "history.json", history)
@@ -412,7 +441,9 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     test = fit_model.evaluate(dataset.pipeline("test", batch_size=batch_size, targets=targets),
                               return_dict=True, verbose=0)
     metrics = {"status": "completed", "epochs_run": len(losses), "train_seconds": round(seconds, 3),
-               **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset)}
+               **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset),
+               "monitor": kept_epoch(history, monitor_name, monitor_mode,
+                                     restored=int(hp["patience"]) > 0 or monitor is not None)}
     keras_model.save(run_dir / "model.keras")
     _write_json(run_dir / "metrics.json", metrics)
     config["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -427,6 +458,35 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         report(run)
     runtime.finish(run_dir)  # a non-chief worker removes its temporary directory
     return run
+
+
+def kept_epoch(history: Mapping[str, Sequence[float]], monitor: str, mode: str, restored: bool) -> dict[str, Any]:
+    """Which epoch's weights the model kept: the best by `monitor` when early
+    stopping restored it, else the last; with the monitored figure at both."""
+    values = list(history.get(monitor, []))
+    if not values:
+        return {"metric": monitor, "kept_epoch": len(history.get("loss", [])), "restored": False}
+    finite = [(v if math.isfinite(v) else (math.inf if mode != "max" else -math.inf)) for v in values]
+    best = (max if mode == "max" else min)(range(len(finite)), key=finite.__getitem__)
+    kept = best if restored else len(values) - 1
+    return {"metric": monitor, "best": values[best], "best_epoch": best + 1, "kept_epoch": kept + 1,
+            "kept": values[kept], "last_epoch": len(values), "restored": restored and kept != len(values) - 1}
+
+
+def _monitor(monitor: str | None, task: str, metrics: Sequence[str]) -> tuple[str, str, list[str]]:
+    """(metric name, min/max/auto, metrics to compile) for train's `monitor`."""
+    from zoo import metrics as zoo_metrics
+
+    if monitor is None:
+        return "val_loss", "auto", list(metrics)
+    name, _, mode = monitor.partition(":")
+    mode = mode or zoo_metrics.direction(name) or ""
+    if mode not in ("min", "max"):
+        raise ZooError(f"cannot tell whether to minimise or maximise {name!r}; write {name}:min or {name}:max")
+    base = name.removeprefix("val_")
+    wanted = list(dict.fromkeys([*metrics, base])) if base != "loss" else list(metrics)
+    zoo_metrics.check(wanted, task)
+    return name, mode, wanted
 
 
 def baseline(task: str, dataset: Dataset) -> dict[str, float]:
