@@ -7,8 +7,8 @@ range, a float input numbers but not true/false, a bool input true/false only,
 a string input strings or {"b64": ...}; anything else is INVALID_ARGUMENT with
 TensorFlow Serving's message ("JSON Value: ... is not of expected type: ...").
 Beyond it, float inputs must be finite (NaN, Infinity and numbers past the
-dtype's range are refused: a model's answer to them is meaningless), and answers
-are strict JSON: floats in their shortest round-trip form (float32 as float32),
+dtype's range are refused by the servable API: a model's answer to them is
+meaningless), and answers are strict JSON: floats in their shortest round-trip form (float32 as float32),
 a non-finite output value as null, outputs named `*_bytes` as {"b64": ...}.
 
 Parsing uses orjson (fast, bounded nesting); a body it refuses is read again by
@@ -58,7 +58,7 @@ def _loads_for_message(body: bytes, error: Exception) -> Any:
     """The standard library's reading of a body orjson refused: it accepts NaN and
     Infinity tokens and any integer, so the type checks can name the value."""
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))  # UTF-8 only, as rapidjson reads it (no UTF-16 guessing)
     except (ValueError, RecursionError):
         raise bad(f"JSON Parse error: {short(error)}") from None
 
