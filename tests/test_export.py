@@ -5,6 +5,8 @@ signature in a fresh TensorFlow-only process, TFLite/ONNX, warm-up file, and
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -146,29 +148,66 @@ def test_failed_export_leaves_nothing_behind(run, tmp_path, monkeypatch):
 
 def test_warmup_file_holds_prediction_logs(run, tmp_path):
     import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
 
     v = zexport.export_run(run, out=tmp_path, name="iris")
     records = [r.numpy() for r in tf.data.TFRecordDataset(str(v / "assets.extra" / "tf_serving_warmup_requests"))]
-    assert len(records) == 2
-    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+    logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in records]
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "classify_log"] * 2
     sizes = []
-    for record in records:
-        log = prediction_log_pb2.PredictionLog.FromString(record)
+    for log in logs[::2]:
         request = log.predict_log.request
-        assert request.model_spec.name == "iris"
-        assert request.model_spec.signature_name == "serving_default"
+        assert (request.model_spec.name, request.model_spec.signature_name) == ("iris", "serving_default")
         x = tf.make_ndarray(request.inputs["features"])
         assert x.dtype == np.float32 and x.shape[1:] == (4,)
         sizes.append(x.shape[0])
     assert sizes[0] == 1 and sizes[1] > 1
+    classify = logs[3].classify_log.request
+    assert classify.model_spec.signature_name == "classification"
+    assert len(classify.input.example_list.examples) == sizes[1]
 
 
-def test_prediction_log_encoding_matches_protobuf_wire_format():
-    # field 6 (predict_log), wire type 2 -> tag byte 0x32; then its length
-    data = zexport.prediction_log("m", {"x": np.zeros((1, 2), "float32")})
-    assert data[0] == (6 << 3 | 2)
-    assert data[1] == len(data) - 2
-    assert b"serving_default" in data and b"\n\x01m" in data
+def test_classification_signature_over_tf_examples(run, tmp_path):
+    """Tabular classifiers get TensorFlow Serving's classify signature: serialized
+    tf.Examples in (feature "features"), class names and scores out."""
+    import tensorflow as tf
+
+    v = zexport.export_run(run, out=tmp_path)
+    meta = json.loads((v / "assets.extra" / "metadata.json").read_text())
+    assert meta["signatures"] == ["serving_default", "classification"]
+    assert meta["parity"]["max_abs_diff"]["classification"] <= 1e-5
+    raw = zexport.raw_from_preprocessed(run.data_spec.preprocessing, run.dataset.arrays["test"][0])[:5]
+    got = zexport.call_task_signature(v, "classification", "features", raw)
+    assert got["classes"][0].tolist() == [n.encode() for n in run.data_spec.class_names]
+    want = zexport.reference_outputs(run.model, run.data_spec, "classification", raw)
+    np.testing.assert_allclose(got["scores"], want["probabilities"], atol=1e-5)
+    sig_def = tf.saved_model.load(str(v)).signatures["classification"]
+    assert list(sig_def.structured_input_signature[1]) == ["inputs"]
+
+
+def test_stale_temporary_folders_are_removed_and_listed_by_doctor(run, tmp_path, capsys):
+    from zoo.doctor import stale_exports
+
+    out = tmp_path / "saved"
+    model_dir = out / "mlp"
+    dead = model_dir / ".3.tmp-999999999-1"  # no such process
+    (dead / "variables").mkdir(parents=True)
+    alive = model_dir / f".4.tmp-{os.getpid()}-1"  # an export still running (this process)
+    alive.mkdir()
+    assert stale_exports(str(out)) == [str(dead)]
+    zexport.export_run(run, out=out)
+    assert "left by an export that was killed" in capsys.readouterr().err
+    assert not dead.exists() and alive.exists()
+    assert stale_exports(str(out)) == []
+
+
+def test_export_of_a_damaged_model_keras_names_the_cause(run, tmp_path):
+    damaged = tmp_path / "run"
+    shutil.copytree(run.dir, damaged)
+    data = (damaged / "model.keras").read_bytes()
+    (damaged / "model.keras").write_bytes(data[:107])
+    with pytest.raises(ZooError, match=r"model.keras is damaged \(107 bytes, not a complete Keras archive"):
+        zexport.export_run(damaged, out=tmp_path / "saved")
 
 
 def test_generic_models_autoencoder_binary_and_regression(tmp_path):
