@@ -93,7 +93,10 @@ def _from_text(text: str) -> Objective:
         return Objective(name, "min")
     inferred = zoo_metrics.direction(name)
     if inferred is None:
-        raise ZooError(f"cannot tell whether to minimise or maximise {name!r}; write {name}:min or {name}:max")
+        every = {n for t in zoo_metrics.TASK_METRICS for n in zoo_metrics.available(t)}
+        base = name.removeprefix("val_")
+        raise ZooError(f"cannot tell whether to minimise or maximise {name!r}: it is not a metric the zoo knows."
+                       + did_you_mean(base, every) + f" For a metric your model reports, write {name}:min or {name}:max.")
     return Objective(name, inferred)
 
 
@@ -109,10 +112,12 @@ def check(objectives: Sequence[Objective], task: str | None) -> list[str]:
     wanted = metric_names_needed(objectives)
     if task is None:
         every = {n for t in zoo_metrics.TASK_METRICS for n in zoo_metrics.available(t)}
-        for name in wanted:
-            if name not in every and not zoo_metrics._TOP_N.match(name):
-                raise ZooError(f"objective {name!r} is not a metric the zoo can report." + did_you_mean(name, every)
-                               + f" Known: {', '.join(sorted(every))}, {', '.join(MODEL_FIGURES)}.")
+        for o in objectives:
+            name = o.name.removeprefix("val_")
+            if o.fn is None and o.per_epoch and name not in every and not zoo_metrics._TOP_N.match(name):
+                raise ZooError(f"objective {o.name!r} is not a metric the zoo can report." + did_you_mean(name, every)
+                               + f" Known: {', '.join(sorted(every))} (as val_NAME on the validation split), "
+                               f"{', '.join(MODEL_FIGURES)}.")
         return []
     try:
         return zoo_metrics.check(wanted, task)

@@ -11,7 +11,9 @@ distributed sweep gives the trial of a worker that stopped answering to another.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import io
 import json
 import math
 import os
@@ -211,7 +213,9 @@ class ZooTuner(keras_tuner.Tuner):
                  tensorboard: bool = False, verbose: Any = 0, say=None, worker_timeout: float = 60.0,
                  planned_trials: int | None = None, pause_after: int | None = None, **kwargs: Any) -> None:
         self.objectives = list(objectives)
-        super().__init__(oracle, hypermodel, **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras-Tuner's "Reloading Tuner from ..."
+            super().__init__(oracle, hypermodel, **kwargs)
+        self.oracle.verbose = 0  # Keras-Tuner's per-trial display: the zoo prints its own line
         self.seed, self.verbose = seed, verbose
         self.median_stopping = median_stopping
         self.median_min_trials, self.median_grace_epochs = median_min_trials, median_grace_epochs
@@ -342,7 +346,8 @@ class ZooTuner(keras_tuner.Tuner):
         if parent is not None:
             weights = Path(self.get_trial_dir(parent)) / HYPERBAND_WEIGHTS
             parent_record = read_record(Path(self.get_trial_dir(parent)))
-            if weights.exists():
+            if weights.exists():  # the optimizer's state too: the round continues the parent's training
+                model.optimizer.build(model.trainable_variables)
                 model.load_weights(weights)
                 start_curve = list((parent_record or {}).get("curve", []))[:initial_epoch]
             else:  # the parent's weights are gone: train from scratch
