@@ -383,3 +383,108 @@ def test_trials_in_fresh_processes_resume_one_sweep(tmp_path):
     with pytest.raises(ZooError, match="plain arguments"):
         quiet_tune(model=flaky(), runs_dir=tmp_path, name="x", max_trials=2, trials_per_process=1,
                    fixed={"epochs": 1}, space={"mode": Choice("ok")})
+
+
+def _start_chief(cmd: list[str], env: dict, port: str) -> subprocess.Popen:
+    chief = subprocess.Popen(cmd, env={**env, "KERASTUNER_TUNER_ID": "chief"}, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and chief.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", int(port))) == 0:
+                break
+        time.sleep(0.5)
+    return chief
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.slow  # several TensorFlow processes: ~1.5 min
+def test_distributed_sweep_survives_a_killed_worker(tmp_path):
+    """kill -9 of a worker in the middle of a trial: the chief gives the trial to
+    another worker; when every worker is gone, the chief stops with the trials
+    left, and the same commands finish the sweep."""
+    port = str(_free_port())
+    cmd = _cli("tune", "mlp", "--dataset", "xor", "--epochs", "40", "--max-trials", "4", "--set", "units=8",
+               "--set", "patience=0", "--space", "depth=1..2", "--runs-dir", str(tmp_path), "--name", "dist",
+               "--no-retrain", "--worker-timeout", "8")
+    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    d = tmp_path / "dist"
+
+    def running(worker: str) -> bool:
+        for f in d.glob("trial_*/zoo_trial.json"):
+            record = json.loads(f.read_text())
+            if record.get("tuner_id") == worker and record.get("status") == "running":
+                return True
+        return False
+
+    chief = _start_chief(cmd, env, port)
+    workers = [subprocess.Popen(cmd, env={**env, "KERASTUNER_TUNER_ID": w}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for w in ("tuner0", "tuner1")]
+    try:
+        assert _wait_for(lambda: running("tuner1"), 120)
+        workers[1].kill()  # SIGKILL mid-trial
+        out = chief.communicate(timeout=240)[0]
+        workers[0].wait(timeout=60)
+    finally:
+        for p in (chief, *workers):
+            if p.poll() is None:
+                p.kill()
+    assert chief.returncode == 0, out[-3000:]
+    assert "worker tuner1 stopped answering during trial" in out and "4 trials: 4 completed" in out
+    # the only worker dies: the chief stops, saying what is left; the same commands finish the sweep
+    (d / "trials.json").unlink()
+    port = str(_free_port())
+    env["KERASTUNER_ORACLE_PORT"] = port
+    cmd[cmd.index("4")] = "6"  # --max-trials 6: two more trials
+    chief = _start_chief(cmd, env, port)
+    worker = subprocess.Popen(cmd, env={**env, "KERASTUNER_TUNER_ID": "tuner0"}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: running("tuner0"), 120)
+        worker.kill()
+        out = chief.communicate(timeout=120)[0]
+    finally:
+        for p in (chief, worker):
+            if p.poll() is None:
+                p.kill()
+    assert chief.returncode == 2 and "every worker stopped; trials left to run" in out
+    chief = _start_chief(cmd, env, port)
+    worker = subprocess.Popen(cmd, env={**env, "KERASTUNER_TUNER_ID": "tuner0"}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        out = chief.communicate(timeout=240)[0]
+        worker.wait(timeout=60)
+    finally:
+        for p in (chief, worker):
+            if p.poll() is None:
+                p.kill()
+    assert chief.returncode == 0 and "6 trials: 6 completed" in out, out[-3000:]
+
+
+@pytest.mark.slow  # two TensorFlow processes: ~30 s
+def test_killing_the_parent_ends_its_per_process_child(tmp_path):
+    import psutil
+
+    args = ["tune", "mlp", "--dataset", "xor", "--epochs", "200", "--max-trials", "4", "--set", "units=8",
+            "--set", "patience=0", "--space", "depth=1..2", "--runs-dir", str(tmp_path), "--name", "pp", "--no-retrain",
+            "--trials-per-process", "2"]
+    parent = subprocess.Popen(_cli(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: (tmp_path / "pp" / "trial_0" / "zoo_trial.json").exists(), 120)
+        children = psutil.Process(parent.pid).children()
+        assert children, "no per-process child found"
+        parent.kill()  # SIGKILL: no chance to clean up
+        parent.wait(timeout=30)
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"orphans still running: {alive}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

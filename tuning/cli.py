@@ -89,7 +89,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if _is_worker():
         import os
 
-        mine = [r["trial_id"] for r in sweep.rows if r.get("tuner_id") == os.environ.get("KERASTUNER_TUNER_ID")]
+        mine = [str(r["trial_id"]) for r in sweep.rows if r.get("tuner_id") == os.environ.get("KERASTUNER_TUNER_ID")]
         print(f"worker {os.environ.get('KERASTUNER_TUNER_ID')} done; ran trials {', '.join(mine) or 'none'}. "
               "The chief writes the trials table and plots.")
         return 0

@@ -276,9 +276,9 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     if plots:
         results.plot(rows, sweep_dir, objs, log_scale=settings["log_scale"])
     if search.unfinished:
-        raise ZooError(f"every worker stopped with {len(search.unfinished)} trials left "
-                       f"({', '.join(str(int(t)) for t in search.unfinished)}); start the chief and the workers again "
-                       "with the same commands to finish the sweep")
+        left = ", ".join(str(int(t)) for t in search.unfinished)
+        raise ZooError(f"every worker stopped; trials left to run: {left}. Start the chief and the workers again with "
+                       "the same commands to finish the sweep")
     sweep = Sweep(sweep_dir, primary.name, primary.direction, rows, settings)
     if retrain and sweep.best is not None:
         sweep.best_run = retrain_best(sweep, spec, dataset, seed=seed, verbose=verbose, metrics=metric_names)
