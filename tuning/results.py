@@ -81,7 +81,8 @@ def _row(number: int, kt: dict, zr: dict) -> dict[str, Any]:
            "status": status, "objective": zr.get("objective") if trained else None,
            "objectives": zr.get("objectives") or {} if trained else {}, "budget": zr.get("budget"),
            "initial_epoch": zr.get("initial_epoch") or 0, "epochs_run": zr.get("epochs_run"),
-           "best_epoch": zr.get("best_epoch"), "seconds": zr.get("seconds"), "reason": reason, "note": zr.get("note"),
+           "best_epoch": zr.get("best_epoch"), "seconds": zr.get("seconds"), "finished_at": zr.get("finished_at"),
+           "reason": reason, "note": zr.get("note"),
            "stopped_epoch": zr.get("stopped_epoch"), "tuner_id": zr.get("tuner_id"), "hyperparameters": dict(values),
            "values": zr.get("values") or dict(values), "metrics": zr.get("metrics") or {},
            "curve": zr.get("curve") or []}

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError, did_you_mean
-from zoo.spec import Boolean, Choice, Float, Int, ModelSpec, Param, PerLayer
+from zoo.spec import Boolean, Choice, Float, Int, ModelSpec, Param, PerLayer, layer_counts, parents_first
 
 #: ranges for training hyperparameters every model has; added to the space when
 #: the user asks to tune them (`--tune batch_size optimizer`)
@@ -88,22 +88,10 @@ class SweepSpace:
         out = []
         for name, p in self.params.items():
             if isinstance(p, PerLayer):
-                out += [f"{name}_{i}" for i in range(1, self.max_layers(p) + 1)]
+                out += [f"{name}_{i}" for i in range(1, max(layer_counts(p, self.params, self.fixed)) + 1)]
             else:
                 out.append(name)
         return out
-
-    def layer_counts(self, p: PerLayer) -> list[int]:
-        """The depths a per-layer range meets: the searched depth's values, or the fixed one."""
-        depth = self.params.get(p.depth)
-        if depth is None:
-            return [int(self.fixed[p.depth])]
-        if isinstance(depth, Choice):
-            return sorted(int(v) for v in depth.values)
-        return list(range(int(depth.min), int(depth.max) + 1, int(depth.step or 1)))
-
-    def max_layers(self, p: PerLayer) -> int:
-        return max(self.layer_counts(p))
 
 
 def _fields(p: Param) -> dict[str, Any]:
@@ -360,23 +348,7 @@ def _check_conditions(params: dict[str, Param], fixed: Mapping[str, Any]) -> dic
         if len(when) != len(p.when):
             p = _with_when(_without_when(p), dict(when)) if when else _without_when(p)
         ordered[name] = p
-    # parents first (a stable topological order; cycles are errors)
-    out: dict[str, Param] = {}
-
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        if name in out:
-            return
-        if name in trail:
-            raise ZooError(f"search conditions form a cycle: {' -> '.join((*trail, name))}")
-        p = ordered[name]
-        parents = [w for w, _ in p.when] + ([p.depth] if isinstance(p, PerLayer) and p.depth in ordered else [])
-        for parent in parents:
-            visit(parent, (*trail, name))
-        out[name] = p
-
-    for name in ordered:
-        visit(name, ())
-    return out
+    return parents_first(ordered)
 
 
 def _check_condition_values(name: str, parent: str, values: tuple, parent_range: Param) -> None:

@@ -35,7 +35,7 @@ from keras_tuner.src.engine import trial as trial_module
 
 from zoo.data import Dataset
 from zoo.errors import ZooError
-from zoo.spec import UNSUPERVISED_TASKS, Choice, ModelSpec, PerLayer
+from zoo.spec import UNSUPERVISED_TASKS, ModelSpec, declare_space, space_values
 from zoo.training import build_and_compile, set_seed, task_for, training_callbacks
 from zoo.tuning.callbacks import MedianStopping, ObjectiveLogger
 from zoo.tuning.objectives import Objective
@@ -94,41 +94,8 @@ _install_atomic_save()
 
 
 def declare(space: SweepSpace, hp) -> None:
-    """Declare `space` on a keras_tuner.HyperParameters: conditional ranges in
-    conditional scopes, a per-layer range as name_1 ... name_D (name_i only in
-    trials with depth >= i), a choice of lists as a choice of their texts."""
-    for name, param in space.params.items():
-        scopes = list(param.when)
-        if isinstance(param, PerLayer):
-            depths = space.layer_counts(param)
-            for i in range(1, space.max_layers(param) + 1):
-                deeper = [d for d in depths if d >= i]
-                layer_scopes = scopes + ([(param.depth, tuple(deeper))] if param.depth in space.params
-                                         and len(deeper) < len(depths) else [])
-                _declare_in(hp, layer_scopes, param.width, f"{name}_{i}", None)
-            continue
-        default = space.fixed.get(name)
-        if isinstance(param, Choice) and any(isinstance(v, tuple) for v in param.values):
-            param, default = Choice(*map(list_text, param.values)), (list_text(default) if default else None)
-        _declare_in(hp, scopes, param, name, default if _fits(param, default) else None)
-
-
-def _declare_in(hp, scopes: list, param, name: str, default: Any) -> None:
-    if not scopes:
-        param.declare(hp, name, default)
-        return
-    parent, values = scopes[0]
-    with hp.conditional_scope(parent, list(values)):
-        _declare_in(hp, scopes[1:], param, name, default)
-
-
-def list_text(values: Sequence[Any]) -> str:
-    """A list of numbers as a choice value Keras-Tuner accepts: [64, 32] -> "64-32"."""
-    return "-".join(str(v) for v in values)
-
-
-def _from_list_text(text: str) -> list:
-    return [json.loads(v) for v in str(text).split("-")]
+    """Declare a sweep space on a keras_tuner.HyperParameters (zoo.spec.declare_space)."""
+    declare_space(space.params, space.fixed, hp)
 
 
 def trial_values(space: SweepSpace, hp) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -136,19 +103,8 @@ def trial_values(space: SweepSpace, hp) -> tuple[dict[str, Any], dict[str, Any]]
     (widths_1, widths_2, ...) and every hyperparameter it trains with (fixed
     values, then the searched ones, with per-layer ranges assembled into lists)."""
     declare(space, hp)
-    active = {k: _plain(v) for k, v in hp.values.items() if not k.startswith("tuner/")}
-    values = dict(space.fixed)
-    for name, param in space.params.items():
-        if isinstance(param, PerLayer):
-            depth = int(values[param.depth] if param.depth not in active else active[param.depth])
-            layers = [active.get(f"{name}_{i}") for i in range(1, depth + 1)]
-            if all(w is not None for w in layers):
-                values[name] = [int(w) for w in layers]
-        elif name in active:
-            is_lists = isinstance(param, Choice) and any(isinstance(v, tuple) for v in param.values)
-            values[name] = _from_list_text(active[name]) if is_lists else active[name]
-    searched = {k: v for k, v in active.items()}
-    return searched, values
+    searched = {k: _plain(v) for k, v in hp.values.items() if not k.startswith("tuner/")}
+    return searched, space_values(space.params, space.fixed, searched)
 
 
 class ZooHyperModel(keras_tuner.HyperModel):
@@ -173,20 +129,6 @@ class ZooHyperModel(keras_tuner.HyperModel):
 def _plain(v: Any) -> Any:
     v = v.item() if hasattr(v, "item") else v
     return float(f"{v:.10g}") if isinstance(v, float) else v  # 0.30000000000000004 -> 0.3
-
-
-def _fits(param: Any, default: Any) -> bool:
-    """Whether a spec default is a legal default for the declared range."""
-    if default is None:
-        return False
-    if isinstance(param, Choice):
-        return default in param.values
-    if hasattr(param, "min"):
-        try:
-            return param.min <= default <= param.max
-        except TypeError:
-            return False
-    return isinstance(default, bool)
 
 
 class TrialFailed(keras_tuner.errors.FailedTrialError):
@@ -329,6 +271,7 @@ class ZooTuner(keras_tuner.Tuner):
                 raise EnvironmentBroken(f"{record['reason']}") from exc
             raise TrialFailed(record["reason"]) from exc
         record["seconds"] = round(time.perf_counter() - started, 3)
+        record["finished_at"] = time.time()
         record["status"] = "stopped" if record.get("stopped_epoch") else "completed"
         write_json(trial_dir / TRIAL_RECORD, record)
         keras.backend.clear_session(free_memory=False)

@@ -166,6 +166,112 @@ class PerLayer:
 Param = Int | Float | Choice | Boolean | PerLayer
 
 
+# --- declaring a space into Keras-Tuner (duck-typed: no keras_tuner import here) ------------
+
+
+def layer_counts(p: PerLayer, params: Mapping[str, Param], fixed: Mapping[str, Any]) -> list[int]:
+    """The depths a per-layer range meets: its depth range's values, or the fixed depth."""
+    depth = params.get(p.depth)
+    if depth is None:
+        return [int(fixed[p.depth])]
+    if isinstance(depth, Choice):
+        return sorted(int(v) for v in depth.values)
+    return list(range(int(depth.min), int(depth.max) + 1, int(depth.step or 1)))
+
+
+def list_text(values: Any) -> str:
+    """A list of numbers as a choice value Keras-Tuner accepts: [64, 32] -> "64-32"."""
+    return "-".join(str(v) for v in values)
+
+
+def _is_list_choice(p: Param) -> bool:
+    return isinstance(p, Choice) and any(isinstance(v, tuple) for v in p.values)
+
+
+def parents_first(params: Mapping[str, Param]) -> dict[str, Param]:
+    """`params` ordered so that a range comes after the ranges it depends on
+    (its `when` parents, a per-layer range's depth); a cycle is an error."""
+    out: dict[str, Param] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in out:
+            return
+        if name in trail:
+            raise ZooError(f"search conditions form a cycle: {' -> '.join((*trail, name))}")
+        p = params[name]
+        parents = [w for w, _ in p.when] + ([p.depth] if isinstance(p, PerLayer) else [])
+        for parent in parents:
+            if parent in params:
+                visit(parent, (*trail, name))
+        out[name] = p
+
+    for name in params:
+        visit(name, ())
+    return out
+
+
+def declare_space(params: Mapping[str, Param], fixed: Mapping[str, Any], hp: Any) -> None:
+    """Declare `params` on a keras_tuner.HyperParameters `hp`, parents first: a
+    conditional range in conditional scopes, a per-layer range as NAME_1 ...
+    NAME_D (NAME_i only in trials whose depth is at least i), a choice of lists as
+    a choice of their texts. `fixed` gives defaults and fixed depths."""
+    for name, param in parents_first(params).items():
+        scopes = list(param.when)
+        if isinstance(param, PerLayer):
+            depths = layer_counts(param, params, fixed)
+            for i in range(1, max(depths) + 1):
+                deeper = tuple(d for d in depths if d >= i)
+                conditional = param.depth in params and len(deeper) < len(depths)
+                _declare_in(hp, scopes + ([(param.depth, deeper)] if conditional else []), param.width,
+                            f"{name}_{i}", None)
+            continue
+        default = fixed.get(name)
+        if _is_list_choice(param):
+            param = Choice(*map(list_text, param.values))
+            default = list_text(default) if default else None
+        _declare_in(hp, scopes, param, name, default if _fits(param, default) else None)
+
+
+def _declare_in(hp: Any, scopes: list, param: Param, name: str, default: Any) -> None:
+    if not scopes:
+        param.declare(hp, name, default)
+        return
+    parent, values = scopes[0]
+    with hp.conditional_scope(parent, list(values)):
+        _declare_in(hp, scopes[1:], param, name, default)
+
+
+def _fits(param: Any, default: Any) -> bool:
+    """Whether a default is a legal default for the declared range."""
+    if default is None:
+        return False
+    if isinstance(param, Choice):
+        return default in param.values
+    if hasattr(param, "min"):
+        try:
+            return param.min <= default <= param.max
+        except TypeError:
+            return False
+    return isinstance(default, bool)
+
+
+def space_values(params: Mapping[str, Param], fixed: Mapping[str, Any], active: Mapping[str, Any]) -> dict[str, Any]:
+    """Every hyperparameter a trial trains with: `fixed`, then the searched values
+    in `active` (Keras-Tuner's values of a trial), with a per-layer range's
+    NAME_1 ... NAME_depth assembled into a list and a choice of lists decoded."""
+    values = dict(fixed)
+    for name, param in params.items():
+        if isinstance(param, PerLayer):
+            depth = int(active.get(param.depth, values[param.depth]))
+            layers = [active.get(f"{name}_{i}") for i in range(1, depth + 1)]
+            if all(w is not None for w in layers):
+                values[name] = [int(w) for w in layers]
+        elif name in active:
+            values[name] = ([json.loads(v) for v in str(active[name]).split("-")] if _is_list_choice(param)
+                            else active[name])
+    return values
+
+
 # --- data spec -----------------------------------------------------------------
 
 

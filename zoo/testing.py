@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.spec import TASKS, Boolean, Choice, DataSpec, Float, Int, ModelSpec
+from zoo.spec import TASKS, Boolean, Choice, DataSpec, Float, Int, ModelSpec, PerLayer
 
 CHECKS = ("spec", "search_space", "build_default", "build_sampled", "forward", "train_step", "export")
 
@@ -230,8 +230,8 @@ def check_spec(s: Subject, registered_name: str | None = None) -> None:
         problems.append(f"input_ranks must be non-negative ints, got {spec.input_ranks}")
     defaults = spec.hyperparameters()
     for name, param in spec.search_space.items():
-        if not isinstance(param, (Int, Float, Choice, Boolean)):
-            problems.append(f"search space {name!r} is a {type(param).__name__}, not Int/Float/Choice/Boolean")
+        if not isinstance(param, (Int, Float, Choice, Boolean, PerLayer)):
+            problems.append(f"search space {name!r} is a {type(param).__name__}, not Int/Float/Choice/Boolean/PerLayer")
         elif name in defaults and not _default_fits(param, defaults[name]):
             problems.append(f"default {name}={defaults[name]!r} lies outside its search space ({param.describe()})")
     if problems:
@@ -239,6 +239,8 @@ def check_spec(s: Subject, registered_name: str | None = None) -> None:
 
 
 def _default_fits(param: Any, default: Any) -> bool:
+    if isinstance(param, PerLayer):  # a list of widths, each in the per-layer range ([]: the family's own rule)
+        return isinstance(default, list) and all(_default_fits(param.width, w) for w in default)
     if isinstance(param, Boolean):
         return isinstance(default, bool)
     if isinstance(param, Choice):
@@ -250,11 +252,14 @@ def sample_point(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
     """A seeded random point of the spec's search space, through keras_tuner."""
     import keras_tuner
 
+    from zoo.spec import declare_space, space_values
+
     hp = keras_tuner.HyperParameters()
     defaults = spec.hyperparameters()
-    for name, param in spec.search_space.items():
-        param.declare(hp, name, defaults[name])
-    return {p.name: p.random_sample(seed + i) for i, p in enumerate(hp.space)}
+    declare_space(spec.search_space, defaults, hp)
+    sampled = {p.name: p.random_sample(seed + i) for i, p in enumerate(hp.space)}
+    values = space_values(spec.search_space, defaults, sampled)
+    return {name: values[name] for name in spec.search_space}
 
 
 def check_search_space(s: Subject) -> None:
