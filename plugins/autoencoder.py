@@ -185,6 +185,7 @@ def greedy_autoencoders(model, x: np.ndarray, hp, data_spec: DataSpec, *, verbos
     the encoder and its decoder half into the mirrored decoder layer."""
     import keras
 
+    from zoo.data import predict
     from zoo.training import make_optimizer
 
     enc, dec = _encoder_dense_layers(model), _decoder_dense_layers(model)
@@ -203,7 +204,7 @@ def greedy_autoencoders(model, x: np.ndarray, hp, data_spec: DataSpec, *, verbos
         up.set_weights(shallow.get_layer("encode").get_weights())
         down.set_weights(shallow.get_layer("decode").get_weights())
         if i < len(enc):
-            inputs = keras.Model(visible, h).predict(inputs, batch_size=1024, verbose=0)
+            inputs = predict(keras.Model(visible, h), inputs, 1024)
     return histories
 
 
@@ -230,9 +231,10 @@ def pretrain(model, dataset, hp, run_dir) -> None:
 
 
 def outputs(model, x: np.ndarray) -> Outputs:
+    from zoo.data import predict
+
     first = _encoder_dense_layers(model)[0]
-    return Outputs(filters=np.asarray(first.kernel), reconstructions=model.predict(x, batch_size=256, verbose=0),
-                   codes=encoder(model).predict(x, batch_size=256, verbose=0))
+    return Outputs(filters=np.asarray(first.kernel), reconstructions=predict(model, x), codes=predict(encoder(model), x))
 
 
 # --- the encoder as a feature extractor ------------------------------------------------
@@ -278,8 +280,10 @@ def pretrain_classifier(model, dataset, hp, run_dir) -> None:
 
 
 def classifier_outputs(model, x: np.ndarray) -> Outputs:
+    from zoo.data import predict
+
     first = _encoder_dense_layers(model)[0]
-    return Outputs(filters=np.asarray(first.kernel), codes=encoder(model).predict(x, batch_size=256, verbose=0))
+    return Outputs(filters=np.asarray(first.kernel), codes=predict(encoder(model), x))
 
 
 # --- variants: one builder, a table of starts ---------------------------------------------

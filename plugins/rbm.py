@@ -178,9 +178,11 @@ def dbn_pretrain(model, dataset, hp, run_dir) -> None:
 def dbn_outputs(model, x: np.ndarray) -> Outputs:
     import keras
 
+    from zoo.data import predict
+
     hidden = [layer for layer in model.layers if layer.name.startswith("dense") and "_" not in layer.name]
     top = keras.Model(model.inputs, hidden[-1].output)
-    return Outputs(filters=np.asarray(hidden[0].kernel), codes=top.predict(x, verbose=0, batch_size=256))
+    return Outputs(filters=np.asarray(hidden[0].kernel), codes=predict(top, x))
 
 
 dbn = ModelSpec(

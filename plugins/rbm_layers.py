@@ -355,7 +355,9 @@ def train_rbm(x: np.ndarray, units: int, *, epochs: int = 10, batch_size: int = 
                   steps_per_execution=steps_per_execution)
     val = None
     if validation_data is not None:
-        val = (np.asarray(validation_data, "float32").reshape(len(validation_data), -1),)
+        from zoo.data import batches
+
+        val = batches(np.asarray(validation_data, "float32").reshape(len(validation_data), -1), batch_size)
     # the arrays themselves: Keras's adapter shuffles and gathers whole batches (measured faster than
     # a per-example tf.data pipeline); the shuffle order follows the seed set by keras.utils.set_random_seed
     history = model.fit(x, batch_size=batch_size, validation_data=val, epochs=epochs, verbose=verbose, shuffle=True,

@@ -93,7 +93,7 @@ def apply(dataset, augment: str | Sequence[str] | None, data_spec: DataSpec, see
           targets: str = "labels"):
     """The batched training pipeline with the augmentation mapped over its inputs
     (and over the targets too when they are the inputs, for reconstruction)."""
-    import tensorflow as tf
+    from zoo.data import parallel_map
 
     model = layers(augment, data_spec, seed)
     if model is None:
@@ -103,4 +103,4 @@ def apply(dataset, augment: str | Sequence[str] | None, data_spec: DataSpec, see
         a = model(x, training=True)
         return (a, a) if targets == "inputs" else (a, y)
 
-    return dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.map(augment_batch, **parallel_map())

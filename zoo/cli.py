@@ -256,7 +256,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from zoo import quiet
+
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    quiet.install(verbose=int(any(a in ("-v", "-vv", "--verbose") for a in args_in)))
     _load_extension_commands()
     args = parser().parse_args(argv)
     try:

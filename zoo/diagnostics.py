@@ -28,7 +28,9 @@ def is_image_classifier(run: Any) -> bool:
 
 def predictions(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Predicted class indices (sigmoid outputs thresholded at 0.5)."""
-    p = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    from zoo.data import predict
+
+    p = np.asarray(predict(model, x, batch_size))
     return (p.reshape(-1) > 0.5).astype("int64") if p.shape[-1] == 1 else p.argmax(axis=-1)
 
 

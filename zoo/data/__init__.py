@@ -64,8 +64,13 @@ class Dataset:
         if pipeline or x.dtype.kind not in "biuf":
             return {"x": self.pipeline("train", batch_size=batch_size, targets=targets), "shuffle": False,
                     "validation_data": self.pipeline("val", batch_size=batch_size, targets=targets)}
+        # Validation through the zoo's pipeline on TensorFlow: Keras's array adapter maps the validation
+        # arrays in parallel, and under op determinism (seeded runs) TensorFlow 2.21 rewrites that map
+        # and logs "NodeDef mentions attribute use_unbounded_threadpool" at every fit.
+        validation = (self.pipeline("val", batch_size=batch_size, targets=targets) if _tensorflow_backend()
+                      else self.pairs("val", targets))
         return {"x": x, "y": y, "batch_size": batch_size or self.batch_size, "shuffle": True,
-                "validation_data": self.pairs("val", targets)}
+                "validation_data": validation}
 
     def pipeline(self, split: str, *, batch_size: int | None = None, shuffle: bool | None = None,
                  targets: str = "labels"):
@@ -87,7 +92,7 @@ class Dataset:
         if shuffle if shuffle is not None else split == "train":
             ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size or self.batch_size).map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)),
-                                                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                                                         **parallel_map())
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
@@ -103,6 +108,39 @@ class Dataset:
     @property
     def test(self):
         return self.pipeline("test")
+
+
+def batches(x, batch_size: int = 256):
+    """An array in batches for Keras's `predict`/`evaluate`/`validation_data`,
+    in order. On TensorFlow a plain tf.data pipeline: Keras's array adapter maps
+    the batches in parallel, which op determinism (seeded runs) rewrites with a
+    logged NodeDef error. Elsewhere the array itself (give Keras the batch size)."""
+    if not _tensorflow_backend():
+        return x
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+
+
+def predict(model, x, batch_size: int = 256):
+    """`model.predict` on an array, in batches (see `batches`)."""
+    return model.predict(batches(x, batch_size), batch_size=None if _tensorflow_backend() else batch_size, verbose=0)
+
+
+def _tensorflow_backend() -> bool:
+    import keras
+
+    return keras.config.backend() == "tensorflow"
+
+
+def parallel_map() -> dict[str, Any]:
+    """tf.data map arguments: sequential under op determinism (seeded runs), where
+    TensorFlow would run the map one batch at a time anyway, rewriting it with a
+    logged NodeDef error; parallel and in order otherwise."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config  # no public is_op_determinism_enabled in TF 2.21
+
+    return {} if config.is_op_determinism_enabled() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
 
 
 def catalog() -> list[tuple[str, str, str]]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import io
 import os
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -434,12 +436,11 @@ def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
                 builder.download_and_prepare()
         x, y = _tfds_arrays(builder, "train")
     except Exception as exc:
-        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise ZooError(
-            f"dataset {name!r} is not available offline and TFDS could not get it ({type(exc).__name__}: "
-            f"{first_line}). Put its original files under {root / name}/ (e.g. the four IDX .gz files for "
-            f"MNIST), or prepare it with TFDS on a machine with internet and copy {root / 'tfds'} here; "
-            "set the folder with --data-dir or ZOO_DATA_DIR."
+            f"dataset {name!r} is not in the data directory and TFDS could not get it ({_download_failure(exc)}). "
+            f"Put its original files under {root / name}/ ({LOCAL_FILES.get(name, 'or a ' + name + '.npz with x, y')}), "
+            f"or prepare it with TFDS on a machine with internet and copy {root / 'tfds'} here; "
+            "choose the folder with --data-dir or ZOO_DATA_DIR."
         ) from None
     try:
         test = _tfds_arrays(builder, "test")
@@ -459,6 +460,28 @@ def read_tfds(name: str, root: Path, download: bool = True) -> Raw:
                pixel_max=255.0 if kind == "image" and x.dtype == np.uint8 else None, meta={"source": "tfds"})
 
 
+#: what to put in the data directory for the datasets read from their original files
+LOCAL_FILES = {
+    "mnist": "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+             "t10k-labels-idx1-ubyte.gz",
+    "fashion_mnist": "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+                     "t10k-labels-idx1-ubyte.gz",
+    "cifar10": "cifar-10-python.tar.gz or its cifar-10-batches-py/ folder",
+}
+
+
+def _download_failure(exc: BaseException) -> str:
+    """Why a download failed, in a few words: no network names the host it could not reach."""
+    import re
+
+    text = str(exc)
+    host = re.search(r"host='([^']+)'", text)
+    if host and any(k in text for k in ("NameResolution", "Max retries", "Connection", "resolve")):
+        return f"no network: could not reach {host.group(1)}"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:120]}" + ("..." if len(first) > 120 else "")
+
+
 def _tfds_arrays(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     import tensorflow_datasets as tfds
 
@@ -473,13 +496,24 @@ def _tfds_arrays(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
 def _few_download_retries():
     """TFDS retries a failed download ten times with back-off, which turns "no
     network" into minutes of waiting; one retry is enough to fail clearly."""
+    import logging
+
+    import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import downloader
 
     saved = getattr(downloader, "MAX_RETRIES", None)
     if saved is not None:
         downloader.MAX_RETRIES = 1
+    urllib3 = logging.getLogger("urllib3")
+    level = urllib3.level
+    urllib3.setLevel(logging.ERROR)  # its "Retrying ..." lines: the error says it in one line
+    tfds.disable_progress_bar()
+    said = io.StringIO()
     try:
-        yield
+        with contextlib.redirect_stdout(said):  # "Downloading and preparing ...": shown once it worked
+            yield
+        sys.stdout.write(said.getvalue())
     finally:
+        urllib3.setLevel(level)
         if saved is not None:
             downloader.MAX_RETRIES = saved
