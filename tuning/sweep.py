@@ -202,6 +202,10 @@ def tune(model: str | ModelSpec, dataset: Any = None, *, tuner: str = "random", 
     dataset_name = dataset_name or spec.default_dataset
     if dataset_name is None:
         raise ZooError(f"model {spec.name!r} has no default dataset; give one with --dataset")
+    if dataset is None or isinstance(dataset, str):
+        from zoo.data import check as check_dataset
+
+        check_dataset(dataset_name, data_dir)  # before TensorFlow: seconds sooner
     sweep_dir = Path(runs_dir) / name if name else default_dir(runs_dir, spec.name, dataset_name, tuner)
     settings = {"model": spec.name, "dataset": dataset_name, "tuner": tuner,
                 "objective": [o.spelled() for o in objs], "objective_name": primary.name,

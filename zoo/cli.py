@@ -263,13 +263,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     _load_extension_commands()
     args = parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
     except ZooError as exc:
         print(f"zoo: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `zoo list | head -2`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except ModuleNotFoundError as exc:
+        backend = os.environ.get("KERAS_BACKEND", "")
+        if exc.name and backend and exc.name.split(".")[0] == backend:
+            print(f"zoo: error: KERAS_BACKEND={backend} but {exc.name.split('.')[0]} is not installed: "
+                  f"pip install 'keras-zoo[{backend}]', or unset KERAS_BACKEND to use TensorFlow", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

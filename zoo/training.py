@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data import Dataset
+from zoo.data import check as check_dataset
 from zoo.data import load as load_dataset
 from zoo.errors import ZooError, did_you_mean
 from zoo.registry import get_spec
@@ -377,6 +378,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         hp = transfer.hyperparameters(spec, source, hyperparameters)
     else:
         hp = spec.resolve(hyperparameters)
+    if not isinstance(dataset, Dataset):
+        check_dataset(dataset or spec.default_dataset or "", data_dir)  # before TensorFlow: seconds sooner
     runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
     set_seed(seed, deterministic=runtime.deterministic)
     if not isinstance(dataset, Dataset):

@@ -143,6 +143,59 @@ def parallel_map() -> dict[str, Any]:
     return {} if config.is_op_determinism_enabled() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
 
 
+def check(name: str, data_dir: str | os.PathLike | None = None) -> None:
+    """Refuse a dataset name or URI that cannot be read, before anything heavy is
+    imported (TensorFlow takes seconds): an unknown scheme, a missing file or
+    folder, a name no source knows (with a suggestion). What passes may still fail
+    later for reasons only reading shows (a corrupt file, no network)."""
+    scheme, _, rest = name.partition(":")
+    if rest and scheme in URI_SCHEMES:
+        path = rest.split("?", 1)[0]
+        what = {"csv": "CSV file", "npz": "NPZ file", "images": "image folder", "series": "series file"}[scheme]
+        if not (scheme == "series" and path == "sines"):
+            sources._existing(path, what)
+        return
+    if rest and len(scheme) > 1:
+        raise ZooError(f"unknown dataset scheme {scheme!r}; use one of {', '.join(s + ':' for s in URI_SCHEMES)}")
+    key = sources.ALIASES.get(name, name)
+    root = sources.data_dir(data_dir)
+    if key in BUILTIN or key in TFDS_KNOWN or (root / key).exists() or (root / f"{key}.npz").exists():
+        return
+    if key not in _tfds_names():
+        from zoo.errors import did_you_mean
+
+        known = [*BUILTIN, *TFDS_KNOWN, *sources.ALIASES]
+        raise ZooError(f"unknown dataset {name!r}." + did_you_mean(name, known) + " Run `zoo datasets` to see the "
+                       "known ones; files are csv:PATH, npz:PATH, images:DIR or series:PATH.csv")
+
+
+def _tfds_names() -> set[str]:
+    """Every name TensorFlow Datasets might know, read from its source files
+    without importing it (a superset: module, folder and builder-class names)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("tensorflow_datasets")
+    if spec is None or spec.origin is None:
+        return set()
+    classes = re.compile(r"^class (\w+)\(", re.M)
+    named = re.compile(r"^\s+name\s*=\s*['\"](\w+)['\"]", re.M)
+    names: set[str] = set()
+    for folder, dirs, files in os.walk(os.path.dirname(spec.origin)):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        names.update(dirs)
+        for f in files:
+            if f.endswith(".py") and not f.endswith("_test.py"):
+                names.add(f[:-3])
+                with open(os.path.join(folder, f), encoding="utf-8", errors="ignore") as fh:
+                    text = fh.read()
+                names.update(named.findall(text))
+                for c in classes.findall(text):  # TFDS names a builder after its class, in snake case
+                    names.add(re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z][a-z])", r"_\1\2", c).lower())
+                    names.add(re.sub(r"(?<!^)(?=[A-Z])", "_", c).lower())
+    return names
+
+
 def catalog() -> list[tuple[str, str, str]]:
     """(name, task, description) of every named dataset, for `zoo datasets`."""
     rows = [(name, task, desc) for name, (_, task, desc) in BUILTIN.items()]
