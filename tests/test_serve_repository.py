@@ -254,3 +254,30 @@ def test_batcher_pads_to_allowed_sizes_and_returns_each_callers_rows():
             batcher.run(servable, Sig(), {"x": np.zeros((9, 1))}, None)
     finally:
         batcher.stop()
+
+
+def test_large_bodies_are_decoded_in_the_decoder_process(tmp_path, exported):
+    """A body over LARGE_BODY is parsed in another process (a long parse would hold
+    the server's GIL); the answer is the same, and its errors come back as they are."""
+    import json
+
+    from werkzeug.test import Client
+
+    from zoo.serve_rest import LARGE_BODY, Decoder, RestApp
+
+    repo = Repository(layout(tmp_path, exported, [1]))
+    repo.refresh()
+    app = RestApp(ServingAPI(repo, max_batch=50_000), max_body=64 << 20, decoder=Decoder())
+    try:
+        x = iris_rows(20_000)
+        body = json.dumps({"instances": x.tolist()}).encode()
+        assert len(body) > LARGE_BODY
+        answer = Client(app).post("/v1/models/iris:predict", data=body)
+        assert answer.status_code == 200
+        want = repo.resolve("iris").run("serving_default", {"features": x})
+        assert [p["class_ids"] for p in answer.json["predictions"]] == want["class_ids"].tolist()
+        app.api.max_batch = 10_000
+        answer = Client(app).post("/v1/models/iris:predict", data=body)
+        assert answer.status_code == 413 and "--max-batch" in answer.json["error"]
+    finally:
+        app.decoder.stop()

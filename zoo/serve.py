@@ -161,10 +161,10 @@ def serve(options: ServerOptions, on_ready: Callable[[dict[str, str]], None] | N
     extra = [(options.model_config_file_poll_wait_seconds, poll_config)] if (
         poll_config and options.model_config_file_poll_wait_seconds > 0) else []
     repository.start(extra)
-    rest, grpc_server, endpoints = None, None, {}
+    rest, decoder, grpc_server, endpoints = None, None, None, {}
     try:
         if options.rest_api_port:
-            rest = _rest_server(api, metrics, options)
+            rest, decoder = _rest_server(api, metrics, options)
             endpoints["rest"] = f"http://{options.host}:{rest.effective_port}"
         if options.port:
             grpc_server = _grpc_server(api, options, config_dir)
@@ -177,6 +177,8 @@ def serve(options: ServerOptions, on_ready: Callable[[dict[str, str]], None] | N
     finally:
         if rest is not None:
             rest.close()
+        if decoder is not None:
+            decoder.stop()
         if grpc_server is not None:
             grpc_server[0].stop(grace=5).wait(6)
         repository.stop()
@@ -204,15 +206,18 @@ def _port(port: int) -> int:
 
 
 def _rest_server(api, metrics, options: ServerOptions):
-    from zoo.serve_rest import RestApp, create_server
+    """The waitress server and the large-body decoder process (None when --max-body is small)."""
+    from zoo.serve_rest import LARGE_BODY, Decoder, RestApp, create_server
 
     app = RestApp(api, max_body=options.max_body, max_inflight=options.max_inflight, cors=options.cors,
                   metrics_page=metrics.page)
     try:
-        return create_server(app, options.host, _port(options.rest_api_port), threads=options.threads,
-                             connection_limit=options.connection_limit, channel_timeout=options.channel_timeout)
+        server = create_server(app, options.host, _port(options.rest_api_port), threads=options.threads,
+                               connection_limit=options.connection_limit, channel_timeout=options.channel_timeout)
     except OSError as exc:
         raise ZooError(f"cannot listen for REST on {options.host}:{options.rest_api_port}: {exc.strerror}") from None
+    app.decoder = Decoder() if options.max_body > LARGE_BODY else None
+    return server, app.decoder
 
 
 def _grpc_server(api, options: ServerOptions, config_dir: Path):

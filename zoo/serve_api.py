@@ -23,7 +23,7 @@ import numpy as np
 
 from zoo.serve_repository import (CLASSIFY_METHOD, REGRESS_METHOD, Repository, Servable, Signature,
                                   read_warmup_logs)
-from zoo.serve_status import Code, ServingError
+from zoo.serve_status import Code, ServingError, batch_limit
 
 DEFAULT_SIGNATURE = "serving_default"
 #: signature used by classify / regress when the request names none and serving_default is not one
@@ -116,14 +116,8 @@ class ServingAPI:
             return self.repository.resolve(spec.name, spec.version, spec.label)
 
     def signature(self, servable: Servable, name: str, code: Code = Code.INVALID_ARGUMENT) -> Signature:
-        """A predict signature by name ('' is serving_default); `code` when missing
-        (REST says INVALID_ARGUMENT, gRPC's Predict FAILED_PRECONDITION, as TensorFlow Serving)."""
-        name = name or DEFAULT_SIGNATURE
-        if name not in servable.signatures or name.startswith("__"):
-            message = (f'Serving signature name: "{name}" not found in signature def' if code == Code.INVALID_ARGUMENT
-                       else f'Serving signature key "{name}" not found.')
-            raise ServingError(code, message)
-        return servable.signatures[name]
+        """A predict signature by name ('' is serving_default); see find_signature."""
+        return find_signature(servable.signatures, name, code)
 
     # -- inference
 
@@ -236,10 +230,7 @@ class ServingAPI:
         sizes = {a.shape[0] for a in arrays.values() if a.ndim}
         if signature.batchable and len(sizes) > 1:
             raise ServingError(Code.INVALID_ARGUMENT, f"inputs have different batch sizes {sorted(sizes)}")
-        if self.max_batch and sizes and max(sizes) > self.max_batch:
-            raise ServingError(Code.RESOURCE_EXHAUSTED, f"{max(sizes)} examples in one request: the server takes at "
-                                                        f"most {self.max_batch} (--max-batch); split the request",
-                               http=413)
+        batch_limit(max(sizes, default=0), self.max_batch)
         return arrays
 
     # -- configuration and warm-up
@@ -273,6 +264,17 @@ class ServingAPI:
                 self.run(servable, signature, {name: np.array(examples, dtype=object)})
             else:
                 raise ServingError(Code.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}")
+
+
+def find_signature(signatures: Mapping[str, Any], name: str, code: Code = Code.INVALID_ARGUMENT) -> Any:
+    """signatures[name or serving_default]; `code` when missing (REST says INVALID_ARGUMENT,
+    gRPC's Predict FAILED_PRECONDITION, as TensorFlow Serving)."""
+    name = name or DEFAULT_SIGNATURE
+    if name not in signatures or name.startswith("__"):
+        message = (f'Serving signature name: "{name}" not found in signature def' if code == Code.INVALID_ARGUMENT
+                   else f'Serving signature key "{name}" not found.')
+        raise ServingError(code, message)
+    return signatures[name]
 
 
 def _is_task(signature: Signature, method: str) -> bool:

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from zoo.serve_api import DEFAULT_SIGNATURE, find_signature
 from zoo.serve_repository import TensorInfo
-from zoo.serve_status import Code, ServingError, short
+from zoo.serve_status import Code, ServingError, batch_limit, short
 
 SIGNATURE_KEY = "signature_name"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -91,17 +92,34 @@ def is_b64(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
 
 
-def parse_predict(doc: Mapping[str, Any], inputs: Mapping[str, TensorInfo],
-                  has_bools: bool = True) -> tuple[dict[str, np.ndarray], str]:
+def decode_predict(body: bytes, signatures: Mapping[str, Mapping[str, TensorInfo]],
+                   max_batch: int = 0) -> tuple[str, dict[str, np.ndarray], str]:
+    """A predict body as (signature name, arrays per input, 'row' or 'columnar');
+    `signatures` maps each signature name to its inputs. A plain function of bytes,
+    so large bodies can be decoded in another process (serve_rest)."""
+    doc = loads(body)
+    name = signature_name(doc) or DEFAULT_SIGNATURE
+    inputs = find_signature(signatures, name)
+    arrays, fmt = parse_predict(doc, inputs, b"true" in body or b"false" in body, max_batch)
+    return name, arrays, fmt
+
+
+def parse_predict(doc: Mapping[str, Any], inputs: Mapping[str, TensorInfo], has_bools: bool = True,
+                  max_batch: int = 0) -> tuple[dict[str, np.ndarray], str]:
     """Arrays for each signature input and the format ('row' or 'columnar').
-    `has_bools` False (the body has no true/false token) skips the bool scan."""
+    `has_bools` False (the body has no true/false token) skips the bool scan;
+    `max_batch` refuses too many examples before any is converted."""
     rows, cols = doc.get("instances"), doc.get("inputs")
     if "instances" in doc and "inputs" in doc:
         raise bad(f"JSON Value: {debug(doc)} Not formatted correctly expecting only one of 'inputs' or "
                   "'instances' keys to exist ")
     if "instances" in doc:
+        if isinstance(rows, list):
+            batch_limit(len(rows), max_batch)
         return _rows(rows, doc, inputs, has_bools), "row"
     if "inputs" in doc:
+        for value in (cols.values() if isinstance(cols, dict) and not is_b64(cols) else [cols]):
+            batch_limit(len(value) if isinstance(value, list) else 1, max_batch)
         return _columns(cols, inputs, has_bools), "columnar"
     raise bad("Missing 'inputs' or 'instances' key")
 

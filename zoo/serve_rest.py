@@ -25,9 +25,12 @@ past it), and the servable API bounds the examples per request.
 from __future__ import annotations
 
 import http
+import multiprocessing
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from zoo import serve_json
@@ -38,6 +41,8 @@ from zoo.serve_status import Code, ServingError, short
 _VERSION = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
 PREDICT = re.compile(rf"/v1/models/([^/:]+){_VERSION}:(classify|regress|predict)", re.I)
 STATUS = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION}(?:/(metadata))?", re.I)
+#: predict bodies larger than this are decoded in the decoder process
+LARGE_BODY = 1 << 20
 CORS_HEADERS = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "POST, GET"),
                 ("Access-Control-Allow-Headers", "Content-Type")]
 _ORIGIN = re.compile(r"https?://")
@@ -47,8 +52,9 @@ class RestApp:
     """The WSGI application (see the module docstring)."""
 
     def __init__(self, api: ServingAPI, *, max_body: int, max_inflight: int | None = None, cors: bool = False,
-                 metrics_page: Callable[[], bytes] | None = None) -> None:
+                 metrics_page: Callable[[], bytes] | None = None, decoder: "Decoder | None" = None) -> None:
         self.api = api
+        self.decoder = decoder
         self.max_body = max_body
         self.max_inflight = max_inflight or 2 * max_body
         self.cors = cors
@@ -104,13 +110,14 @@ class RestApp:
     # -- the verbs
 
     def predict(self, spec: ModelSpec, body: bytes, call: dict) -> dict[str, Any]:
-        doc = serve_json.loads(body)
-        servable = self.api.servable(ModelSpec(spec.name, spec.version, spec.label))
+        servable = self.api.servable(spec)
         call["version"] = str(servable.version)
-        signature = self.api.signature(servable, serve_json.signature_name(doc))
-        arrays, fmt = serve_json.parse_predict(doc, signature.inputs, b"true" in body or b"false" in body)
-        del doc
-        return serve_json.format_predict(self.api.run(servable, signature, arrays, call=call), fmt)
+        inputs = {name: sig.inputs for name, sig in servable.signatures.items()}
+        decode = self.decoder if self.decoder is not None and len(body) > LARGE_BODY else serve_json.decode_predict
+        name, arrays, fmt = decode(body, inputs, self.api.max_batch)
+        del body
+        outputs = self.api.run(servable, servable.signatures[name], arrays, call=call)
+        return serve_json.format_predict(outputs, fmt)
 
     def classify(self, spec: ModelSpec, body: bytes, call: dict) -> dict[str, Any]:
         doc = serve_json.loads(body)
@@ -142,7 +149,7 @@ class RestApp:
             raise ServingError(Code.RESOURCE_EXHAUSTED, f"request body of {length} bytes is over the "
                                                         f"{self.max_body}-byte limit (--max-body)", http=413)
         with self._inflight_lock:
-            if self._inflight and self._inflight + length > self.max_inflight:
+            if length > LARGE_BODY and self._inflight and self._inflight + length > self.max_inflight:
                 raise ServingError(Code.RESOURCE_EXHAUSTED, f"the server is decoding {self._inflight} bytes of "
                                                             f"requests (limit {self.max_inflight}); retry shortly")
             self._inflight += length
@@ -152,6 +159,32 @@ class RestApp:
     def release(self, environ) -> None:
         with self._inflight_lock:
             self._inflight -= environ.pop("zoo.inflight", 0)
+
+
+class Decoder:
+    """Decodes large predict bodies in a process of its own: parsing a 16 MB body holds
+    the GIL for a second or more, which would stall every other request of the server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    @staticmethod
+    def _start() -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pool.submit(int).result()  # started now, not on the first large request
+        return pool
+
+    def __call__(self, *args):
+        try:
+            return self._pool.submit(serve_json.decode_predict, *args).result()
+        except BrokenProcessPool:  # e.g. killed for memory: answer, start a new one
+            with self._lock:
+                self._pool = self._start()
+            raise ServingError(Code.UNAVAILABLE, "the request decoder stopped (out of memory?); retry") from None
+
+    def stop(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
 
 
 class _Released:

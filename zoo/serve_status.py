@@ -53,6 +53,9 @@ class ServingError(Exception):
         self.code = Code(code)
         self.http_status = http or HTTP_STATUS[self.code]
 
+    def __reduce__(self):  # picklable: the large-body decoder process raises it too
+        return (ServingError, (self.code, str(self), self.http_status))
+
     @property
     def status(self) -> int:
         """The HTTP status (kept for callers of the first zoo.serve API)."""
@@ -61,6 +64,13 @@ class ServingError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+
+def batch_limit(examples: int, limit: int) -> None:
+    """413 when a request holds more than `limit` examples (--max-batch; 0: no limit)."""
+    if limit and examples > limit:
+        raise ServingError(Code.RESOURCE_EXHAUSTED, f"{examples} examples in one request: the server takes at most "
+                                                    f"{limit} (--max-batch); split the request", http=413)
 
 
 def short(exc: BaseException, limit: int = 500) -> str:
