@@ -281,3 +281,37 @@ def test_large_bodies_are_decoded_in_the_decoder_process(tmp_path, exported):
         assert answer.status_code == 413 and "--max-batch" in answer.json["error"]
     finally:
         app.decoder.stop()
+
+
+def test_tensorflow_model_server_command_line_is_accepted(tmp_path, exported):
+    """tensorflow_model_server's flags, in its --flag=value form, name the same options."""
+    from zoo.cli import _load_extension_commands, parser
+    from zoo.serve import ServerOptions, build_repository, cmd_serve
+
+    layout(tmp_path, exported, [1, 2])
+    _load_extension_commands()  # as main() does: the commands' modules register them
+    args = parser().parse_args(["serve", "--port=8500", "--rest_api_port=8501", "--model_name=flowers",
+                                f"--model_base_path={tmp_path / 'iris'}", "--enable_batching=true",
+                                "--rest_api_timeout_in_ms=250", "--file_system_poll_wait_seconds=5",
+                                "--rest_api_enable_cors_support=false"])
+    assert args.run is cmd_serve
+    assert (args.port, args.rest_api_port, args.enable_batching, args.cors, args.poll) == (8500, 8501, True, False, 5)
+    repo, _, poll = build_repository(ServerOptions(model_name="flowers", model_base_path=str(tmp_path / "iris")))
+    repo.refresh()
+    assert poll is None and states(repo, "flowers") == {2: "AVAILABLE"}  # TensorFlow Serving's default: the latest
+
+
+def test_a_request_that_waits_past_its_deadline_is_deadline_exceeded(tmp_path, exported):
+    import time
+
+    repo = Repository(layout(tmp_path, exported, [1]))
+    repo.refresh()
+    api = ServingAPI(repo, max_concurrent_runs=1, timeout=0.05)
+    api._runs.acquire()  # the one run slot is busy
+    try:
+        with pytest.raises(ServingError) as err:
+            api.predict(ModelSpec("iris"), {"features": iris_rows(1)})
+        assert err.value.code == Code.DEADLINE_EXCEEDED and err.value.status == 504
+    finally:
+        api._runs.release()
+    assert api.predict(ModelSpec("iris"), {"features": iris_rows(1)}, deadline=time.monotonic() + 30).outputs
