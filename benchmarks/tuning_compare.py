@@ -8,8 +8,8 @@ random search that is its whole sweep (a user cannot know beforehand which trial
 will be best), for the others the epochs trained and the wall time up to that
 trial, in the order trials finished. Also printed per method: trials, trials
 stopped early, epochs trained in all, the best objective, and the fixed cost per
-trial: the intercept of a least-squares line of each trial's seconds against
-its epochs, plus the time the sweep spends between trials. The same seed gives
+trial: the intercept of a least-squares line of every trial's seconds against
+its epochs (all three sweeps), plus the time each sweep spends between trials. The same seed gives
 random search and random search + median stopping the same configurations, so
 the difference between them is only the stopping of bad trials.
 
@@ -30,21 +30,22 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def fixed_cost(rows: list[dict], wall: float) -> tuple[float, float]:
+def cost_line(sweeps) -> tuple[float, float]:
     """(seconds per trial that do not grow with epochs, seconds per epoch): a
-    least-squares line through (epochs run, seconds) of every trial; the time the
-    sweep spends outside trials is added to the fixed part."""
+    least-squares line through (epochs run, seconds) of every trial of every
+    sweep (same model and data; Hyperband's and the median rule's trials vary in
+    length, so the line is determined even when random search's are all alike)."""
     import numpy as np
 
-    done = [r for r in rows if r["seconds"] and r["epochs_run"]]
-    epochs = np.array([r["epochs_run"] for r in done], dtype=float)
-    seconds = np.array([r["seconds"] for r in done], dtype=float)
-    if len(set(epochs)) > 1:
-        slope, intercept = np.polyfit(epochs, seconds, 1)
-    else:  # every trial ran the same epochs: no line to fit
-        slope, intercept = float("nan"), float(seconds.mean())
-    between = (wall - seconds.sum()) / max(1, len(done))
-    return intercept + between, slope
+    done = [r for sweep in sweeps for r in sweep.rows if r["seconds"] and r["epochs_run"]]
+    slope, intercept = np.polyfit([r["epochs_run"] for r in done], [r["seconds"] for r in done], 1)
+    return float(intercept), float(slope)
+
+
+def between_trials(rows: list[dict], wall: float) -> float:
+    """Seconds per trial the sweep spends outside trials (the tuner's own work)."""
+    done = [r for r in rows if r["seconds"]]
+    return (wall - sum(r["seconds"] for r in done)) / max(1, len(done))
 
 
 def time_to_target(rows: list[dict], start: float, target: float, direction: str) -> tuple[int | None, float | None]:
@@ -101,8 +102,10 @@ def main() -> None:
     print()
     print(f"{args.model} on {args.dataset}, objective {args.objective}, up to {args.epochs} epochs per trial, "
           f"seed {args.seed}; random's best {best:.4f}, target {target:.4f}; sweeps in {runs_dir}")
+    in_trial, per_epoch = cost_line([sweep for sweep, _, _ in results.values()])
+    print(f"cost of a trial (all sweeps): {in_trial:.2f} s + {per_epoch:.3f} s per epoch")
     header = ("method", "trials", "stopped", "epochs", "best", "epochs to target", "s to target",
-              "epochs vs random", "time vs random", "fixed s/trial", "s/epoch")
+              "epochs vs random", "time vs random", "fixed s/trial")
     table = []
     for label, (sweep, start, wall) in results.items():
         rows = sweep.rows
@@ -112,12 +115,12 @@ def main() -> None:
             to_epochs, to_seconds = random_epochs, random_wall
         else:
             to_epochs, to_seconds = time_to_target(rows, start, target, objective.direction)
-        fixed, per_epoch = fixed_cost(rows, wall)
+        fixed = in_trial + between_trials(rows, wall)
         reached = to_epochs is not None
         table.append([label, str(len(rows)), str(stopped), str(epochs), f"{sweep.best['objective']:.4f}",
                       str(to_epochs) if reached else "not reached", f"{to_seconds:.0f}" if reached else "-",
                       f"{to_epochs / random_epochs:.0%}" if reached else "-",
-                      f"{to_seconds / random_wall:.0%}" if reached else "-", f"{fixed:.2f}", f"{per_epoch:.3f}"])
+                      f"{to_seconds / random_wall:.0%}" if reached else "-", f"{fixed:.2f}"])
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for t in table:

@@ -155,5 +155,5 @@ def test_tfds_loading_with_mock_data(tmp_path):
 
 
 def test_tfds_without_download_says_how_to_provide_data(tmp_path):
-    with pytest.raises(ZooError, match=r"not available offline.*--data-dir or ZOO_DATA_DIR"):
+    with pytest.raises(ZooError, match=r"not in the data directory and TFDS could not get it.*--data-dir or ZOO_DATA_DIR"):
         zoo.load_dataset("cifar10", data_dir=tmp_path, download=False)

@@ -51,13 +51,20 @@ def test_parse_freeze():
         transfer.parse_freeze("most")
 
 
-def test_hyperparameters_come_from_the_source_with_a_lower_learning_rate(source_file):
+def test_architecture_comes_from_the_source_and_training_from_the_target(source_file):
     source = transfer.load_source(source_file)
-    source.config = {"hyperparameters": {"learning_rate": 0.01, "width": 1.0, "epochs": 7, "not_ours": 1}}
-    hp = transfer.hyperparameters(zoo.get_spec("lenet5"), source, {"epochs": 3})
-    assert hp["learning_rate"] == pytest.approx(0.001) and hp["epochs"] == 3
-    assert hp["channels"] == 1  # the source's first convolution saw grey images
-    assert transfer.hyperparameters(zoo.get_spec("lenet5"), source, {"learning_rate": 0.05})["learning_rate"] == 0.05
+    source.config = {"hyperparameters": {"learning_rate": 0.01, "width": 2.0, "epochs": 7, "optimizer": "sgd",
+                                         "not_ours": 1}}
+    lenet = zoo.get_spec("lenet5")
+    defaults = lenet.hyperparameters()
+    head = transfer.hyperparameters(lenet, source, {}, freeze="all-but-head")
+    assert head["width"] == 2.0  # the architecture is the source's
+    assert head["epochs"] == defaults["epochs"] and head["optimizer"] == defaults["optimizer"]  # not inherited
+    assert head["learning_rate"] == pytest.approx(0.001)  # training the head alone: Adam's default rate
+    tuned = transfer.hyperparameters(lenet, source, {"epochs": 3})  # fine-tuning every layer: a tenth of it
+    assert tuned["learning_rate"] == pytest.approx(0.0001) and tuned["epochs"] == 3
+    assert tuned["channels"] == 1  # the source's first convolution saw grey images
+    assert transfer.hyperparameters(lenet, source, {"learning_rate": 0.05})["learning_rate"] == 0.05
 
 
 def test_grey_source_reused_on_colour_data(source_file):

@@ -214,19 +214,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.freeze and not args.from_run:
         raise ZooError("--freeze needs --from RUN_DIR (the run whose layers to reuse)")
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
-                tensorboard=args.tensorboard, verbose=0 if args.quiet else "auto",
+                tensorboard=args.tensorboard, verbose=0 if args.quiet else ("auto" if sys.stdout.isatty() else 2),
                 augment=args.augment, from_run=args.from_run, freeze=args.freeze,
                 **data_options(args), **hp_options(args), **train_options(args), **scale.options(args))
     if not run.config["distribution"]["chief"]:
         print(f"worker {run.config['distribution']['worker_index']}: worker 0 (the chief) writes the run directory")
     else:
-        print(f"run directory: {run.dir}")
-    for k, v in run.metrics.items():
-        if isinstance(v, dict):  # e.g. robustness: print its figures one per line
-            for kk, vv in v.items():
-                print(f"  {k + '.' + kk:32} {vv:.4f}" if isinstance(vv, float) else f"  {k + '.' + kk:32} {vv}")
-            continue
-        print(f"  {k:24} {v:.4f}" if isinstance(v, float) else f"  {k:24} {v}")
+        print(run.summary())
     return 0
 
 

@@ -75,7 +75,7 @@ def build(names: Sequence[str], task: str, num_classes: int | None) -> list[Any]
     """Keras metric objects for `names` (as `check` returns them)."""
     import keras
 
-    SparseLabels, MacroAverage = register()
+    SparseLabels, MacroAverage, _ = register()
     binary = num_classes == 2
     out = []
     for name in names:
@@ -114,9 +114,18 @@ def build(names: Sequence[str], task: str, num_classes: int | None) -> list[Any]
 _CLASSES: tuple = ()
 
 
+def standardised_loss(loss: str, std):
+    """A regression loss computed on standardised targets (divided by the training
+    split's standard deviation): its gradients do not grow with the targets' units,
+    so SGD on raw house prices does not diverge, while the model and its metrics
+    stay in the targets' own units."""
+    return register()[2](loss, [float(s) for s in std])
+
+
 def register() -> tuple:
-    """Define (once) and register the zoo's Keras metric classes, so that a saved
-    model compiled with them reloads; returns (SparseLabels, MacroAverage)."""
+    """Define (once) and register the zoo's Keras metric and loss classes, so that
+    a saved model compiled with them reloads; returns (SparseLabels, MacroAverage,
+    StandardisedLoss)."""
     global _CLASSES
     if not _CLASSES:
         _CLASSES = _keras_metric_classes()
@@ -177,4 +186,24 @@ def _keras_metric_classes() -> tuple:
         def get_config(self):
             return {"name": self.name, "metrics": [keras.metrics.serialize(m) for m in self.parts]}
 
-    return SparseLabels, MacroAverage
+    @keras.saving.register_keras_serializable(package="zoo")
+    class StandardisedLoss(keras.losses.Loss):
+        """mse, mae or huber on targets and predictions divided by `std`."""
+
+        FUNCTIONS = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error,
+                     "huber": keras.losses.huber}
+
+        def __init__(self, loss="mse", std=(1.0,), name=None, **kwargs):
+            super().__init__(name=name or f"standardised_{loss}", **kwargs)
+            if loss not in self.FUNCTIONS:
+                raise ValueError(f"no standardised loss {loss!r}")
+            self.loss, self.std = loss, [float(v) for v in std]
+
+        def call(self, y_true, y_pred):
+            scale = keras.ops.convert_to_tensor(self.std, dtype=y_pred.dtype)
+            return self.FUNCTIONS[self.loss](keras.ops.cast(y_true, y_pred.dtype) / scale, y_pred / scale)
+
+        def get_config(self):
+            return {"loss": self.loss, "std": self.std, "name": self.name}
+
+    return SparseLabels, MacroAverage, StandardisedLoss

@@ -34,7 +34,7 @@ IMPLIED_CAPABILITIES: Mapping[str, frozenset[str]] = MappingProxyType({"classifi
 TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "optimizer": "adam",  # sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam
-        "learning_rate": 1e-3,
+        "learning_rate": "auto",  # a number, or auto: the optimizer's own default (zoo.training.DEFAULT_LEARNING_RATES)
         "lr_schedule": "constant",  # or "linear": decays to final_lr_fraction * lr
         "final_lr_fraction": 0.01,
         "loss": "auto",  # auto, crossentropy, hinge, mse, mae, huber
@@ -479,8 +479,14 @@ class PluginSpecInvalid(ZooError):
     """A ModelSpec constructed with invalid fields."""
 
 
+#: hyperparameters whose default "auto" stands for a number chosen at training time
+NUMBER_OR_AUTO = ("learning_rate",)
+
+
 def coerce(key: str, value: Any, default: Any) -> Any:
     """Parse a CLI string by the type of the default; check Python values' types."""
+    if key in NUMBER_OR_AUTO and value != "auto" and default == "auto":  # a number, from the CLI or Python
+        return coerce(key, value, 1.0)
     if not isinstance(value, str) or isinstance(default, str):
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ZooError(f"hyperparameter {key!r} must be true or false, got {value!r}")

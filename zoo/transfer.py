@@ -6,10 +6,17 @@
 The new model is built by its spec for the new data (so the head fits the new
 number of classes), then every layer whose name and weight shapes match a layer
 of the source model takes the source's weights; the others (the new head) start
-fresh; so does the head when the source learned other classes. `freeze` keeps the first N weight layers, or all but the head, fixed
-(frozen batch-norm layers also keep their statistics). Unless a learning rate is
-given, fine-tuning uses the source's learning rate times FINE_TUNE_LR_FACTOR.
-The source's hyperparameters are the starting point, the caller's override them.
+fresh; so does the head when the source learned other classes. `freeze` keeps the
+first N weight layers, or all but the head, fixed (frozen batch-norm layers also
+keep their statistics).
+
+The source's architecture hyperparameters (depth, widths, ...) are the starting
+point and the caller's override them; its training ones (epochs, optimizer,
+learning rate, batch size, patience) are not inherited: the new run trains with
+the target family's defaults, as any run does. Unless a learning rate is given,
+training only the head (freeze all-but-head or all) uses the optimizer's default
+rate, and fine-tuning more layers a tenth of it (FINE_TUNE_LR_FACTOR), as the
+Keras transfer-learning guide does for its second phase.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.spec import DataSpec, ModelSpec
 
-#: fine-tuning learning rate = source learning rate x this, unless given
+#: fine-tuning learning rate = the optimizer's default rate x this, unless given
 FINE_TUNE_LR_FACTOR = 0.1
 #: layers named so are the head ("all-but-head" leaves them trainable)
 HEAD_PREFIX = "output"
@@ -113,15 +120,21 @@ def parse_freeze(freeze: str | int | None) -> str | int | None:
     raise ZooError(f"freeze takes a number of layers, 'all-but-head' or 'none', got {freeze!r}")
 
 
-def hyperparameters(spec: ModelSpec, source: Source, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The new run's hyperparameters: the source run's (those the spec knows), then
-    the caller's; a lower learning rate unless one is given; image models keep the
-    source's input channels so its first convolution can be reused."""
+def hyperparameters(spec: ModelSpec, source: Source, overrides: Mapping[str, Any],
+                    freeze: str | int | None = None) -> dict[str, Any]:
+    """The new run's hyperparameters: the source run's architecture (those the spec
+    knows), then the caller's; training hyperparameters are the target's own; the
+    learning rate, unless given, is the optimizer's default for training the head
+    alone and a tenth of it for fine-tuning; image models keep the source's input
+    channels so its first convolution can be reused."""
+    from zoo.spec import TRAINING_DEFAULTS
+    from zoo.training import learning_rate, resolve_hyperparameters
+
     known = spec.hyperparameters()
-    inherited = {k: v for k, v in source.hyperparameters.items() if k in known}
-    hp = spec.resolve({**inherited, **dict(overrides)})
-    if "learning_rate" not in overrides and "learning_rate" in inherited:
-        hp["learning_rate"] = float(inherited["learning_rate"]) * FINE_TUNE_LR_FACTOR
+    inherited = {k: v for k, v in source.hyperparameters.items() if k in known and k not in TRAINING_DEFAULTS}
+    hp = resolve_hyperparameters(spec, {**inherited, **dict(overrides)})
+    if "learning_rate" not in overrides and parse_freeze(freeze) not in ("all-but-head", "all"):
+        hp["learning_rate"] = learning_rate(hp) * FINE_TUNE_LR_FACTOR
     channels = first_conv_channels(source.model)
     if "channels" in hp and not hp["channels"] and "channels" not in overrides and channels in (1, 3):
         hp["channels"] = channels
