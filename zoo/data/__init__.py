@@ -23,7 +23,10 @@ from zoo.data.sources import BUILTIN, Raw
 from zoo.errors import ZooError
 from zoo.spec import DataSpec
 
-DEFAULT_SPLIT = (0.8, 0.15, 0.05)
+#: train/validation/test fractions. The test split is as large as the validation split: an
+#: accuracy p measured on n examples has a standard error of sqrt(p(1 - p) / n), so a 5% test
+#: split (iris: 8 examples) cannot tell 0.6 from 0.9; 15% gives iris 23 and digits 270.
+DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 URI_SCHEMES = ("csv", "npz", "images", "series")
 BUILTIN["sines"] = (sequences.sines, "regression",
                     "noisy multi-frequency signal, windows of 48 steps -> next value (forecasting, offline)")
@@ -240,7 +243,7 @@ def load(name: str, *, batch_size: int = 32, split: tuple[float, float, float] |
          channels: int | None = None, **read_options: Any) -> Dataset:
     """Load dataset `name` (a built-in, a TFDS name, or csv:/npz:/images: URI).
 
-    `split` gives train/validation/test fractions (default 80/15/5); a dataset
+    `split` gives train/validation/test fractions (default 70/15/15); a dataset
     with an official test split keeps it as test and splits the rest train:val
     in the same ratio. `limit` caps the number of training examples (quick runs).
     `resize` (a side or (height, width)) and `channels` (1 or 3) adapt images.
