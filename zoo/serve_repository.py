@@ -371,23 +371,30 @@ class Repository:
     # -- keeping in step with the disk
 
     def refresh_if_stale(self, seconds: float = 0.25) -> None:
-        """Refresh unless that was done in the last `seconds` (lookup misses call this)."""
-        if time.monotonic() - self._refreshed > seconds:
-            self.refresh()
+        """Refresh unless that was done in the last `seconds` or is under way (lookup
+        misses call this: a request never waits for another's loads)."""
+        if time.monotonic() - self._refreshed > seconds and self._refresh_lock.acquire(blocking=False):
+            try:
+                self._refresh()
+            finally:
+                self._refresh_lock.release()
 
     def refresh(self) -> None:
         """Load wanted versions, retry failed ones, unload unwanted ones, re-read labels."""
         with self._refresh_lock:
-            sources = self.sources()
-            for source in sources:
-                self._refresh_model(source)
-            wanted = {s.name for s in sources}
-            with self._lock:
-                for name in [n for n in self.models if n not in wanted]:
-                    for servable in self.models.pop(name).values():
-                        servable.unload()
-                self._assign_labels(sources)
-            self._refreshed = time.monotonic()
+            self._refresh()
+
+    def _refresh(self) -> None:
+        sources = self.sources()
+        for source in sources:
+            self._refresh_model(source)
+        wanted = {s.name for s in sources}
+        with self._lock:
+            for name in [n for n in self.models if n not in wanted]:
+                for servable in self.models.pop(name).values():
+                    servable.unload()
+            self._assign_labels(sources)
+        self._refreshed = time.monotonic()
 
     def _refresh_model(self, source: ModelSource) -> None:
         on_disk = version_dirs(source.base_path)
