@@ -239,8 +239,8 @@ def _task_endpoints(serve, data_spec: DataSpec, task: str, dtype: str) -> dict[s
 
     def classify(serialized):
         scores = serve(features(serialized))["probabilities"]
-        labels = tf.tile(tf.constant(names)[None], [tf.shape(scores)[0], 1])
-        return {"classes": labels, "scores": scores}
+        names_t = tf.constant(names, tf.string) if names else tf.strings.as_string(tf.range(tf.shape(scores)[1]))
+        return {"classes": tf.tile(names_t[None], [tf.shape(scores)[0], 1]), "scores": scores}
 
     def regress(serialized):
         return {"outputs": tf.reshape(serve(features(serialized))["predictions"], [-1])}
@@ -574,7 +574,8 @@ def export_model(model, data_spec: DataSpec, task: str, *, name: str, version: i
         key = input_name(data_spec)
         kind = task_signature(data_spec, task, input_dtype(model, data_spec))
         if kind:
-            class_names = data_spec.class_names or [str(i) for i in range(data_spec.num_classes or 0)]
+            class_names = data_spec.class_names or [str(i) for i in range(expected["probabilities"].shape[-1])] \
+                if kind == CLASSIFY_SIGNATURE else []
             parity[kind] = check_task_signature(kind, call_task_signature(tmp, kind, key, raw_x), expected,
                                                 class_names)
         for fmt in formats:
