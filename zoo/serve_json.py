@@ -149,9 +149,8 @@ def _rows(rows: Any, doc, inputs: Mapping[str, TensorInfo], has_bools: bool) -> 
         try:
             arrays[name] = to_array(columns[name], name, inputs[name], has_bools)
         except _ValueError as exc:
-            key = f" key: {name}" if objects else ""
-            raise bad(f"Failed to process element: {exc.index} {key.strip() + ' ' if key else ''}of 'instances' "
-                      f"list. Error: INVALID_ARGUMENT: {exc}") from None
+            where = f"{exc.index} key: {name}" if objects else str(exc.index)
+            raise bad(f"Failed to process element: {where} of 'instances' list. Error: INVALID_ARGUMENT: {exc}") from None
     if len({a.shape[0] for a in arrays.values()}) > 1:
         raise bad("instances have inputs of different batch sizes")
     return arrays
