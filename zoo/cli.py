@@ -75,17 +75,41 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _info_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model")
+    p.add_argument("model", help="a registered model, or a run directory")
     p.add_argument("--dataset", help="count parameters for this dataset (default: the model's default dataset)")
     p.add_argument("--json", action="store_true", help="print JSON")
     scale.add_arguments(p)
 
 
+def _run_info(run_dir: str, as_json: bool) -> int:
+    """`zoo info RUN_DIR`: what a run trained, what its model takes, how it did."""
+    from zoo.training import Run
+
+    run = Run.load(run_dir, with_model=False)
+    info = {"run": str(run.dir), "model": run.config["model"], "dataset": run.config["dataset"],
+            "task": run.config.get("task"), "hyperparameters": run.hyperparameters,
+            "inputs": run.expects(), "classes": list(run.data_spec.class_names or []) or None,
+            "metrics": {k: v for k, v in run.metrics.items() if k.startswith(("test_", "baseline_"))}}
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    for key in ("run", "model", "dataset", "task"):
+        print(f"{key:16} {info[key]}")
+    print(f"{'inputs':16} {info['inputs']}")
+    if info["classes"]:
+        print(f"{'classes':16} {', '.join(map(str, info['classes']))}")
+    print(run.summary().split("\n", 1)[1])
+    return 0
+
+
 @command("info", _info_args)
 def cmd_info(args: argparse.Namespace) -> int:
-    """A model's spec, defaults, search space and parameter count at defaults."""
+    """A model's spec, defaults, search space and parameter count at defaults; or,
+    given a run directory, what the run's model takes and how it did."""
     from zoo import registry
 
+    if os.path.isfile(os.path.join(args.model, "config.json")):
+        return _run_info(args.model, args.json)
     spec = registry.get_spec(args.model)
     info = spec.describe()
     dataset = args.dataset or spec.default_dataset
@@ -221,6 +245,84 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"worker {run.config['distribution']['worker_index']}: worker 0 (the chief) writes the run directory")
     else:
         print(run.summary())
+    return 0
+
+
+# --- runs and compare -----------------------------------------------------------------
+
+
+def _runs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", help="glob on run names, e.g. 'mlp-*'")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+@command("runs", _runs_args)
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List past runs: model, dataset, what changed from the defaults, test figure vs baseline, status, age."""
+    import fnmatch
+
+    from zoo import runs
+
+    found = [r for r in runs.find(args.runs_dir) if not args.pattern or fnmatch.fnmatch(r.name, args.pattern)]
+    if args.json:
+        print(json.dumps([{"run": str(r.dir), "model": r.config.get("model"), "dataset": r.config.get("dataset"),
+                           "changed": r.changed(), "status": r.status, "metrics": r.metrics} for r in found],
+                         indent=2, default=str))
+        return 0
+    if not found:
+        print(f"no runs in {args.runs_dir}" + (f" matching {args.pattern!r}" if args.pattern else ""))
+        return 0
+    print(_table(runs.table(found), ("run", "model", "dataset", "changed", "test", "baseline", "status", "age")))
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR|MODEL",
+                   help="two or more run directories; or, with --vary, one model to train a run per value")
+    p.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2",
+                   help="train one run per value (every combination when repeated), same seed, and compare them")
+    p.add_argument("--metric", help="the curve to overlay (default val_accuracy, else val_loss)")
+    p.add_argument("--out", help="the figure's path (default: compare.png in the runs' common folder)")
+    add_data_arguments(p)
+    add_hp_arguments(p)
+    p.add_argument("--runs-dir", default="runs")
+
+
+@command("compare", _compare_args)
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Overlay runs' learning curves and tabulate what differs; with --vary, train the runs first."""
+    from pathlib import Path
+
+    from zoo import runs
+
+    if args.vary:
+        if len(args.runs) != 1:
+            raise ZooError("with --vary give one model: zoo compare mlp -d digits --vary optimizer=sgd,adam")
+        from zoo.data import check as check_dataset
+        from zoo.registry import get_spec
+
+        spec = get_spec(args.runs[0])
+        variants = runs.vary_values(args.vary)
+        for variant in variants:  # every value checked before the first run trains
+            spec.resolve({**hp_options(args), **variant})
+        check_dataset(args.dataset or spec.default_dataset or "", args.data_dir)
+        found = runs.train_variants(spec.name, args.dataset, variants, args.runs_dir, print,
+                                    **data_options(args), **hp_options(args))
+    else:
+        found = [runs.read(d) for d in args.runs]
+        bad = [d for d, r in zip(args.runs, found) if r is None]
+        if bad:
+            raise ZooError(f"not a run directory (no config.json): {', '.join(bad)}")
+    common = Path(os.path.commonpath([str(r.dir.resolve()) for r in found]))
+    out = Path(args.out) if args.out else (common if common.is_dir() and common not in [r.dir.resolve() for r in found]
+                                           else Path(args.runs_dir)) / "compare.png"
+    path, rows = runs.compare(found, args.metric, out)
+    diff = runs.differences(found)
+    print(f"differences: {', '.join(diff) or 'none (same settings)'}")
+    print(_table(rows, ("run", "settings", f"last {args.metric or 'val metric'}", "test", "baseline", "epochs",
+                        "seconds")))
+    print(f"figure: {path}")
     return 0
 
 

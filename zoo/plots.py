@@ -36,3 +36,29 @@ def save_figure(fig, path: Path, *, tight: bool = True) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def comparison(histories: dict[str, dict[str, list[float]]], metric: str, kept: dict[str, int | None], path: Path,
+               title: str = "") -> Path:
+    """Several runs' `metric` per epoch on one plot: validation solid, training
+    dashed in the same colour, a dot on the epoch each model kept."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for i, (label, history) in enumerate(histories.items()):
+        colour = f"C{i % 10}"
+        val, train = history.get(f"val_{metric}"), history.get(metric)
+        if train:
+            ax.plot(range(1, len(train) + 1), train, "--", color=colour, alpha=0.6, linewidth=1)
+        if val:
+            ax.plot(range(1, len(val) + 1), val, "-", color=colour, label=label, linewidth=1.6)
+            epoch = kept.get(label)
+            if epoch and epoch <= len(val):
+                ax.plot(epoch, val[epoch - 1], "o", color=colour, markersize=5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric + " (validation solid, training dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
