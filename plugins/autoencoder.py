@@ -183,16 +183,21 @@ def greedy_autoencoders(model, x: np.ndarray, hp, data_spec: DataSpec, *, verbos
     """Greedy stacked autoencoders (Bengio et al. 2007): train a one-hidden-layer
     autoencoder per level on the previous level's codes; copy its encoder half into
     the encoder and its decoder half into the mirrored decoder layer."""
+    import time
+
     import keras
 
     from zoo.data import predict
+    from zoo.quiet import say
     from zoo.training import make_optimizer
 
     enc, dec = _encoder_dense_layers(model), _decoder_dense_layers(model)
     inputs = np.asarray(x, "float32").reshape(len(x), -1)
     batch = int(hp["pretrain_batch_size"])
     histories = {}
+    say(f"pretraining {len(enc)} autoencoders greedily, level by level ({hp['pretrain_epochs']} epochs each)")
     for i, (up, down) in enumerate(zip(enc, reversed(dec)), start=1):
+        started = time.perf_counter()
         d = inputs.shape[1]
         visible = keras.Input(shape=(d,), name="visible")
         h = keras.layers.Dense(up.units, activation=up.activation, name="encode")(_noise(visible, hp))
@@ -201,6 +206,8 @@ def greedy_autoencoders(model, x: np.ndarray, hp, data_spec: DataSpec, *, verbos
         shallow.compile(optimizer=make_optimizer({**hp, "lr_schedule": "constant"}, 1), loss="mse")
         fit = shallow.fit(inputs, inputs, epochs=int(hp["pretrain_epochs"]), batch_size=batch, verbose=verbose)
         histories[f"autoencoder{i}"] = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+        say(f"pretraining autoencoder {i}/{len(enc)} ({inputs.shape[1]}-{up.units}): {hp['pretrain_epochs']} epochs in "
+            f"{time.perf_counter() - started:.1f} s, reconstruction mse {histories[f'autoencoder{i}']['loss'][-1]:.4f}")
         up.set_weights(shallow.get_layer("encode").get_weights())
         down.set_weights(shallow.get_layer("decode").get_weights())
         if i < len(enc):

@@ -56,16 +56,28 @@ def pretrain_rbms(x: np.ndarray, sizes: Sequence[int], hp: Mapping[str, Any], ru
                   top_hidden: str = "bernoulli", seed: int = 0, verbose: Any = 0) -> list:
     """Greedy stack of RBMs on `x` with the pretraining hyperparameters; returns the
     RBM layers and records each one's history in run_dir/pretraining.json."""
+    import time
+
     from zoo.plugins import rbm_layers
+    from zoo.quiet import say
 
     if hp["propagate"] not in ("probabilities", "samples"):
         raise ZooError(f"propagate must be probabilities or samples, got {hp['propagate']!r}")
+    started = [time.perf_counter()]
+
+    def layer_done(i: int, model, inputs, history) -> None:
+        error = history.get("reconstruction_error") or history.get("loss") or [float("nan")]
+        say(f"pretraining RBM {i}/{len(sizes)} ({inputs.shape[1]}-{model.rbm.units}): {hp['pretrain_epochs']} epochs "
+            f"in {time.perf_counter() - started[0]:.1f} s, reconstruction error {error[-1]:.4f}")
+        started[0] = time.perf_counter()
+
+    say(f"pretraining {len(sizes)} RBMs greedily, layer by layer ({hp['pretrain_epochs']} epochs each)")
     stack = rbm_layers.train_stack(
         x, list(sizes), propagate=hp["propagate"], visible=hp["visible"], top_hidden=top_hidden,
         gaussian_lr_scale=float(hp["gaussian_lr_scale"]), learning_rate=float(hp["pretrain_learning_rate"]),
         seed=seed, epochs=int(hp["pretrain_epochs"]), batch_size=int(hp["pretrain_batch_size"]),
         momentum=float(hp["pretrain_momentum"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
-        weight_decay=float(hp["weight_decay"]), verbose=verbose)
+        weight_decay=float(hp["weight_decay"]), verbose=verbose, on_layer=layer_done)
     if run_dir is not None:
         write_history(run_dir, {f"rbm{i}": history for i, (_, history) in enumerate(stack, start=1)})
     return [model.rbm for model, _ in stack]

@@ -306,14 +306,10 @@ class ZooTuner(keras_tuner.Tuner):
                                     min_trials=self.median_min_trials, grace_epochs=self.median_grace_epochs,
                                     start_curve=start_curve)
             extra.append(median)
-        if self.tensorboard:
-            from tensorboard.plugins.hparams import api as hparams_api
-
-            extra.append(hparams_api.KerasCallback(str(trial_dir / "tensorboard"), hparams_of(record["hyperparameters"]),
-                                                   trial_id=f"trial {int(trial.trial_id)}"))
         logged = [o for o in self.objectives if o.fn is not None]
         callbacks = training_callbacks(trial_dir, values, tensorboard=self.tensorboard, extra=extra,
                                        checkpoint=False, backup=False, monitor=monitor, mode=mode, restore_best=True,
+                                       hparams=record["hyperparameters"],
                                        first=[ObjectiveLogger(logged)] if logged else ())
         targets = "inputs" if task_for(spec, dataset.spec) in UNSUPERVISED_TASKS else "labels"
         batch_size = int(values["batch_size"])
@@ -428,11 +424,6 @@ class Heartbeat:
         self.stop.set()
         self.thread.join(timeout=2 * HEARTBEAT_SECONDS)
         return False
-
-
-def hparams_of(searched: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's searched values as TensorBoard HParams (scalars only)."""
-    return {k: v for k, v in searched.items() if isinstance(v, (bool, int, float, str))}
 
 
 def model_figures(model, dataset: Dataset, names: Sequence[str]) -> dict[str, float]:

@@ -77,3 +77,24 @@ def install(verbose: int = 0) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", LEVELS[min(verbose, 1)])
     if verbose < 1 and "tensorflow" not in sys.modules and not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietFinder())
+
+
+# --- the zoo's own progress lines (pretraining layers, ...) ------------------------------
+
+_SPEAKING = [True]
+
+
+@contextlib.contextmanager
+def speaking(on: bool):
+    """Within this block `say` prints (on) or keeps quiet (off): train() turns it off for verbose=0."""
+    _SPEAKING.append(bool(on))
+    try:
+        yield
+    finally:
+        _SPEAKING.pop()
+
+
+def say(line: str) -> None:
+    """A progress line of the zoo's own (not Keras's), unless told to be quiet."""
+    if _SPEAKING[-1]:
+        print(line, flush=True)
