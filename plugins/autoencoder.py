@@ -238,10 +238,22 @@ def pretrain(model, dataset, hp, run_dir) -> None:
 
 
 def outputs(model, x: np.ndarray) -> Outputs:
+    """Filters, codes and reconstructions; a denoising autoencoder reconstructs from
+    its inputs corrupted as in training (the input_noise layer applied), shown too."""
+    import keras
+
     from zoo.data import predict
 
     first = _encoder_dense_layers(model)[0]
-    return Outputs(filters=np.asarray(first.kernel), reconstructions=predict(model, x), codes=predict(encoder(model), x))
+    corrupted = None
+    noise = next((layer for layer in model.layers if layer.name == "input_noise"), None)
+    if noise is not None:
+        flat = np.asarray(x, "float32").reshape((len(x), *noise.input.shape[1:]))
+        keras.utils.set_random_seed(0)
+        corrupted = np.asarray(noise(flat, training=True)).reshape(x.shape)
+    shown = x if corrupted is None else corrupted
+    return Outputs(filters=np.asarray(first.kernel), reconstructions=predict(model, shown),
+                   codes=predict(encoder(model), x), corrupted=corrupted)
 
 
 # --- the encoder as a feature extractor ------------------------------------------------

@@ -28,6 +28,7 @@ class Outputs:
 
     filters: np.ndarray | None = None  # (n_inputs, n_filters)
     reconstructions: np.ndarray | None = None  # same shape as x
+    corrupted: np.ndarray | None = None  # the noisy inputs a denoising model reconstructed from
     codes: np.ndarray | None = None  # (n, code_size)
 
 
@@ -69,17 +70,23 @@ def filters_grid(kernel: np.ndarray, image_shape: tuple[int, ...], path: Path, m
 
 
 def reconstructions_grid(x: np.ndarray, x_rec: np.ndarray, image_shape: tuple[int, ...], path: Path,
-                         n: int = 10, title: str = "original (top) vs reconstruction (bottom)") -> Path:
+                         n: int = 10, title: str = "original (top) vs reconstruction (bottom)",
+                         corrupted: np.ndarray | None = None) -> Path:
+    """Test images above their reconstructions; for a denoising autoencoder the
+    corrupted inputs it was given sit between them."""
     from zoo.plots import plt, save_figure
     n = min(n, len(x))
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.0, 2.2), squeeze=False)
+    rows = [x] + ([corrupted] if corrupted is not None else []) + [x_rec]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, 1.1 * len(rows)), squeeze=False)
     lo, hi = float(np.min(x[:n])), float(np.max(x[:n]))
     for i in range(n):
-        for row, data in enumerate((x, x_rec)):
+        for row, data in enumerate(rows):
             ax = axes[row, i]
             ax.axis("off")
             ax.imshow(np.clip(_as_image(np.asarray(data[i]).reshape(-1), image_shape), lo, hi), cmap="gray",
                       vmin=lo, vmax=hi, interpolation="nearest")
+    if corrupted is not None:
+        title = "original (top), corrupted input (middle), reconstruction (bottom)"
     fig.suptitle(title)
     save_figure(fig, path, tight=False)
     return path
@@ -126,7 +133,7 @@ def write_figures(outputs: Outputs, run_dir: Path, x: np.ndarray, labels: np.nda
                                     title=f"first-layer filters ({title})"))
     if outputs.reconstructions is not None and image_shape is not None:
         written.append(reconstructions_grid(x, np.asarray(outputs.reconstructions), image_shape,
-                                            run_dir / f"{prefix}reconstructions.png"))
+                                            run_dir / f"{prefix}reconstructions.png", corrupted=outputs.corrupted))
     if outputs.codes is not None:
         with_labels = labels is not None and data_spec.num_classes
         written.append(codes_scatter(outputs.codes, run_dir / f"{prefix}codes.png",

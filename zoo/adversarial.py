@@ -393,7 +393,19 @@ def plot_examples(examples: Mapping[str, Any], path: Path, class_names: Sequence
     names = list(class_names) if class_names else None
     label = (lambda i: names[int(i)] if names and int(i) < len(names) else str(int(i)))
     n = len(x)
-    fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.4), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 5.0), squeeze=False)
+    delta = x_adv - x  # the perturbation, on one symmetric scale: grey is no change
+    bound = float(np.abs(delta).max()) or 1.0
+    for i in range(n):
+        ax = axes[2][i]
+        d = delta[i][..., 0] if delta[i].ndim == 3 and delta[i].shape[-1] == 1 else delta[i]
+        if d.ndim == 3:
+            ax.imshow(np.clip(0.5 + 0.5 * d / bound, 0, 1))
+        else:
+            ax.imshow(d, cmap="RdBu_r", vmin=-bound, vmax=bound)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[2][0].set_ylabel(f"perturbation\n(+-{bound:.3g})", fontsize=9)
     for row, (images, preds, title) in enumerate(((x, examples["pred"], "clean"),
                                                    (x_adv, examples["pred_adv"], examples["attack"]))):
         for i in range(n):
@@ -405,7 +417,7 @@ def plot_examples(examples: Mapping[str, Any], path: Path, class_names: Sequence
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row][0].set_ylabel(title, fontsize=9)
-    fig.suptitle("predictions on clean (top) and adversarial (bottom) inputs; red = wrong", fontsize=9)
+    fig.suptitle("predictions on clean and adversarial inputs (red = wrong), and the perturbation added", fontsize=9)
     save_figure(fig, path)
     return path
 

@@ -26,12 +26,17 @@ def is_image_classifier(run: Any) -> bool:
             and run.model is not None and run.dataset is not None)
 
 
-def predictions(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Predicted class indices (sigmoid outputs thresholded at 0.5)."""
+def probabilities(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities, one column per class (two for a sigmoid output)."""
     from zoo.data import predict
 
-    p = np.asarray(predict(model, x, batch_size))
-    return (p.reshape(-1) > 0.5).astype("int64") if p.shape[-1] == 1 else p.argmax(axis=-1)
+    p = np.asarray(predict(model, x, batch_size)).astype("float64")
+    return np.concatenate([1 - p, p], axis=-1) if p.shape[-1] == 1 else p
+
+
+def predictions(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predicted class indices (sigmoid outputs thresholded at 0.5)."""
+    return probabilities(model, x, batch_size).argmax(axis=-1)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -46,10 +51,12 @@ def image_classifier_report(run: Any) -> None:
         return
     x, y = run.dataset.arrays["test"]
     names = list(run.data_spec.class_names or [str(i) for i in range(int(run.data_spec.num_classes or 2))])
-    pred = predictions(run.model, x)
+    probs = probabilities(run.model, x)
+    pred = probs.argmax(axis=-1)
     matrix = confusion_matrix(y, pred, len(names))
     write_confusion(matrix, names, run.dir)
-    write_misclassified(x, y, pred, names, run.dir / "misclassified.png", run.data_spec.value_range)
+    write_misclassified(x, y, pred, names, run.dir / "misclassified.png", run.data_spec.value_range,
+                        confidence=probs.max(axis=-1))
     write_filters(run.model, run.dir / "filters.png")
 
 
@@ -62,20 +69,27 @@ def write_confusion(matrix: np.ndarray, names: list[str], run_dir: Path) -> None
             "per_class_recall": [float(r[i] / r.sum()) if r.sum() else None for i, r in enumerate(matrix)]}
     (run_dir / "confusion_matrix.json").write_text(json.dumps(data, indent=2))
     n = len(names)
-    side = min(12, 2 + 0.5 * n)
-    fig, ax = plt.subplots(figsize=(side, side))
-    ax.imshow(matrix, cmap="Blues")
+    side = min(12, 2.5 + 0.55 * n)
+    # rows normalised (the share of each true class that went where), the diagonal apart:
+    # the colour scale is the errors', so a 3% confusion shows beside 97% correct
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    errors = np.where(np.eye(n, dtype=bool), np.nan, share)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(errors, cmap="Reds", vmin=0, vmax=max(float(np.nanmax(errors)) if n > 1 else 0.0, 1e-9))
+    ax.imshow(np.where(np.eye(n, dtype=bool), share, np.nan), cmap="Greys", vmin=0, vmax=2)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class predicted as this (errors)")
     ax.set_xticks(range(n), names, rotation=45, ha="right")
     ax.set_yticks(range(n), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if n <= 20:
-        top = matrix.max() or 1
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if matrix[i, j] > top / 2 else "black")
-    ax.set_title(f"test confusion matrix (accuracy {data['accuracy']:.3f})" if total else "test confusion matrix")
+                if matrix[i, j] or i == j:
+                    ax.text(j, i, f"{matrix[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                            color="black")
+    ax.set_title((f"test confusion matrix (accuracy {data['accuracy']:.3f}); grey: correct, red: errors"
+                  if total else "test confusion matrix"), fontsize=9)
     save_figure(fig, run_dir / "confusion_matrix.png")
 
 
@@ -95,11 +109,14 @@ def _displayable(image: np.ndarray, value_range) -> np.ndarray:
 
 
 def write_misclassified(x: np.ndarray, y: np.ndarray, pred: np.ndarray, names: list[str], path: Path,
-                        value_range=None) -> int:
-    """A grid of up to MAX_IMAGES wrong test predictions; returns how many are wrong."""
+                        value_range=None, confidence: np.ndarray | None = None) -> int:
+    """A grid of up to MAX_IMAGES wrong test predictions, the most confident
+    mistakes first, each with the model's confidence; returns how many are wrong."""
     from zoo.plots import plt, save_figure
 
     wrong = np.flatnonzero(pred != y)
+    if confidence is not None:
+        wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
     shown = wrong[:MAX_IMAGES]
     cols = max(1, min(6, len(shown)))
     rows = max(1, -(-len(shown) // cols))
@@ -108,7 +125,8 @@ def write_misclassified(x: np.ndarray, y: np.ndarray, pred: np.ndarray, names: l
         ax.axis("off")
     for ax, i in zip(axes.flat, shown):
         ax.imshow(_displayable(x[i], value_range), cmap="gray")
-        ax.set_title(f"true {names[int(y[i])]}\npred {names[int(pred[i])]}", fontsize=8)
+        sure = f" ({confidence[i]:.0%})" if confidence is not None else ""
+        ax.set_title(f"true {names[int(y[i])]}\npred {names[int(pred[i])]}{sure}", fontsize=8)
     if not len(shown):
         axes[0, 0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
     fig.suptitle(f"misclassified test images: {len(wrong)} of {len(y)}", fontsize=10)
@@ -146,12 +164,19 @@ def write_filters(model, path: Path) -> bool:
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    rgb = kernel.shape[2] == 3
+    bound = float(np.abs(kernel).max()) or 1.0
+    image = None
     for k, ax in zip(range(count), axes.flat):
         f = kernel[..., k]
-        f = f if f.shape[-1] == 3 else f.mean(axis=-1)
-        f = (f - f.min()) / ((f.max() - f.min()) or 1.0)
-        ax.imshow(f, cmap=None if f.ndim == 3 else "gray", interpolation="nearest")
+        if rgb:  # colour filters: one shared scale, 0.5 grey is a zero weight
+            ax.imshow(np.clip(0.5 + 0.5 * f / bound, 0, 1), interpolation="nearest")
+        else:  # one diverging scale for all filters: blue negative, red positive weights
+            image = ax.imshow(f.mean(axis=-1), cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes.flat), fraction=0.02, pad=0.02, label="weight")
+    fig.subplots_adjust(top=0.88)
     fig.suptitle(f"first convolution {name!r}: {kernel.shape[-1]} filters {kernel.shape[0]}x{kernel.shape[1]}",
                  fontsize=9)
-    save_figure(fig, path)
+    save_figure(fig, path, tight=False)
     return True

@@ -10,22 +10,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def learning_curves(history: dict[str, list[float]], path: Path, title: str = "") -> Path:
-    """Loss and the first metric per epoch, training vs validation."""
+def learning_curves(history: dict[str, list[float]], path: Path, title: str = "", *, kept_epoch: int | None = None,
+                    baselines: dict[str, float] | None = None, labels: dict[str, str] | None = None) -> Path:
+    """Loss and the first metric per epoch, training vs validation, on whole-number
+    epochs; the epoch the model kept marked, and the baseline that ignores the
+    inputs drawn where one is known (`baselines`: metric -> value)."""
+    from matplotlib.ticker import MaxNLocator
+
     metrics = [k for k in history if not k.startswith("val_") and k not in ("learning_rate",)]
-    metrics = ["loss"] + [k for k in metrics if k != "loss"][:1]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    metrics = ["loss"] + [k for k in metrics if k != "loss" and history[k] != history["loss"]][:1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
     for ax, key in zip(axes[0], metrics):
         epochs = range(1, len(history[key]) + 1)
         ax.plot(epochs, history[key], marker="o", markersize=3, label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], marker="o", markersize=3, label="validation")
+        if kept_epoch:
+            ax.axvline(kept_epoch, color="0.4", linestyle=":", linewidth=1, label=f"kept: epoch {kept_epoch}")
+        if baselines and key in baselines:
+            ax.axhline(baselines[key], color="C3", linestyle="--", linewidth=1, label="baseline (ignores inputs)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
+        ax.set_ylabel((labels or {}).get(key, key))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
 
