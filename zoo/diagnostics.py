@@ -180,3 +180,75 @@ def write_filters(model, path: Path) -> bool:
                  fontsize=9)
     save_figure(fig, path, tight=False)
     return True
+
+
+# --- the lectures' pictures for small problems --------------------------------------------------
+
+
+def decision_boundary_report(run: Any) -> None:
+    """decision_boundary.png for a classifier of two raw features (xor, spirals,
+    any 2-column CSV): the predicted class over the plane (shaded by confidence),
+    the training points faint and the test points outlined."""
+    spec = run.data_spec
+    if (run.config.get("task") != "classification" or spec.input_kind != "tabular"
+            or tuple(spec.input_shape) != (2,) or run.model is None or run.dataset is None):
+        return
+    from zoo.export import raw_from_preprocessed
+    from zoo.plots import plt, save_figure
+
+    (x, y), (xt, yt) = run.dataset.arrays["train"], run.dataset.arrays["test"]
+    raw, raw_test = (raw_from_preprocessed(spec.preprocessing, a) for a in (x, xt))
+    lo, hi = raw.min(axis=0), raw.max(axis=0)
+    pad = 0.08 * (hi - lo)
+    g0, g1 = np.meshgrid(*(np.linspace(lo[i] - pad[i], hi[i] + pad[i], 200) for i in (0, 1)))
+    probs = np.asarray(run.predict(np.c_[g0.ravel(), g1.ravel()])["probabilities"])
+    pred, sure = probs.argmax(axis=1).reshape(g0.shape), probs.max(axis=1).reshape(g0.shape)
+    names = list(spec.class_names or [str(i) for i in range(probs.shape[1])])
+    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    shade = cmap(pred % 10)
+    shade[..., 3] = 0.15 + 0.45 * (sure - sure.min()) / ((sure.max() - sure.min()) or 1.0)
+    ax.imshow(shade, origin="lower", extent=(g0.min(), g0.max(), g1.min(), g1.max()), aspect="auto")
+    ax.contour(g0, g1, pred, levels=np.arange(probs.shape[1]) + 0.5, colors="k", linewidths=0.8)
+    for k, name in enumerate(names):
+        ax.scatter(*raw[y == k].T, s=6, color=cmap(k % 10), alpha=0.35)
+        ax.scatter(*raw_test[yt == k].T, s=22, color=cmap(k % 10), edgecolors="k", linewidths=0.6, label=name)
+    features = spec.preprocessing.get("columns") or ["feature 1", "feature 2"]
+    ax.set_xlabel(features[0])
+    ax.set_ylabel(features[1])
+    accuracy = run.metrics.get("test_accuracy")
+    ax.set_title(f"{run.dir.name}: decision boundary" + (f" (test accuracy {accuracy:.3f})" if accuracy else "")
+                 + "\nshade: confidence; outlined: test points", fontsize=9)
+    ax.legend(fontsize=8, loc="best")
+    save_figure(fig, run.dir / "decision_boundary.png")
+
+
+def forecast_report(run: Any) -> None:
+    """forecast.png for a forecasting run: the test windows' true next value, the
+    model's forecast and the last-value forecast, in time order."""
+    windowing = run.data_spec.preprocessing.get("windowing")
+    if not windowing or run.model is None or run.dataset is None:
+        return
+    from zoo.data import predict
+    from zoo.data.sequences import last_value_forecast
+    from zoo.plots import plt, save_figure
+
+    xt, yt = run.dataset.arrays["test"]
+    n = min(len(xt), 300)
+    xt, yt = xt[:n], np.asarray(yt[:n], dtype="float64")
+    pred = np.asarray(predict(run.model, xt), dtype="float64").reshape(n, -1)
+    naive = last_value_forecast(windowing, run.data_spec.preprocessing, xt, yt.reshape(n, -1).shape[1])
+    step = -1  # the last forecast step (the horizon's)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    t = np.arange(n)
+    ax.plot(t, yt.reshape(n, -1)[:, step], color="k", linewidth=1.2, label="truth")
+    ax.plot(t, pred[:, step], color="C0", linewidth=1.2,
+            label=f"model (test mae {run.metrics.get('test_mae', float('nan')):.3g})")
+    ax.plot(t, naive[:, step], color="C3", linewidth=0.9, linestyle="--",
+            label=f"last value seen (mae {run.metrics.get('baseline_test_mae', float('nan')):.3g})")
+    ax.set_xlabel("test window (time order)")
+    ax.set_ylabel(f"value {windowing.get('horizon', 1)} step(s) ahead")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{run.dir.name}: forecast against truth (first {n} test windows)", fontsize=9)
+    save_figure(fig, run.dir / "forecast.png")

@@ -169,6 +169,19 @@ def _numeric_column(body: list[list[str]], j: int) -> bool:
         return False
 
 
+def last_value_forecast(windowing: Mapping[str, Any], preprocessing: Mapping[str, Any], x: np.ndarray,
+                        horizon: int) -> np.ndarray:
+    """The naive forecast "the next values equal the last one seen" for windows `x`
+    (preprocessed model input; the raw target column is recovered from the recorded
+    statistics); for many-to-many targets the forecast of step t is the input at step t."""
+    col = int(windowing["target_index"])
+    raw = np.asarray(x, dtype="float64")
+    if preprocessing.get("type") == "standardize":
+        raw = raw * np.asarray(preprocessing["std"]) + np.asarray(preprocessing["mean"])
+    raw = raw.reshape(len(x), int(windowing["window"]), -1)[..., col]
+    return np.repeat(raw[:, -1:], horizon, axis=1) if windowing["targets"] == "last" else raw
+
+
 def last_value_baseline(windowing: Mapping[str, Any], preprocessing: Mapping[str, Any], x: np.ndarray,
                         y: np.ndarray) -> dict[str, float]:
     """Error of the naive forecast "the next values equal the last one seen" on (x, y).
@@ -177,16 +190,7 @@ def last_value_baseline(windowing: Mapping[str, Any], preprocessing: Mapping[str
     recovered from the recorded statistics. For many-to-many targets the naive
     forecast of step t is the input at step t.
     """
-    col = int(windowing["target_index"])
-    raw = np.asarray(x, dtype="float64")
-    if preprocessing.get("type") == "standardize":
-        raw = raw * np.asarray(preprocessing["std"]) + np.asarray(preprocessing["mean"])
-    raw = raw.reshape(len(x), int(windowing["window"]), -1)[..., col]
-    if windowing["targets"] == "last":
-        pred = np.repeat(raw[:, -1:], y.shape[1], axis=1)
-    else:
-        pred = raw
-    err = np.asarray(y, dtype="float64") - pred
+    err = np.asarray(y, dtype="float64") - last_value_forecast(windowing, preprocessing, x, y.shape[1])
     return {"baseline_test_mse": float(np.mean(err ** 2)), "baseline_test_mae": float(np.mean(np.abs(err)))}
 
 
