@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from zoo import scale
 from zoo.errors import ZooError
@@ -292,8 +293,6 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 @command("compare", _compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     """Overlay runs' learning curves and tabulate what differs; with --vary, train the runs first."""
-    from pathlib import Path
-
     from zoo import runs
 
     if args.vary:
@@ -323,6 +322,65 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(_table(rows, ("run", "settings", f"last {args.metric or 'val metric'}", "test", "baseline", "epochs",
                         "seconds")))
     print(f"figure: {path}")
+    return 0
+
+
+# --- the lab: lr-find, learning-curve -------------------------------------------------------
+
+
+def _lr_find_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    add_data_arguments(p)
+    add_hp_arguments(p)
+    p.add_argument("--steps", type=int, help="batches of the test (default: one epoch, at least 100)")
+    p.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    p.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    p.add_argument("--runs-dir", default="runs")
+
+
+@command("lr-find", _lr_find_args)
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """The learning-rate range test (Smith 2017): loss against an exponentially growing rate, and a suggestion."""
+    from zoo.lab import lr_find
+
+    hp = hp_options(args)
+    hp.pop("learning_rate", None)
+    options = data_options(args)
+    result = lr_find(args.model, args.dataset, runs_dir=args.runs_dir, steps=args.steps, start=args.start,
+                     end=args.end, **options, **hp)
+    print(f"range test: {result['steps']} batches, {result['optimizer']}, rates {args.start:g} to "
+          f"{result['rates'][-1]:.3g}")
+    print(f"suggested learning rate: {result['suggested']:.3g} (steepest fall of the loss); "
+          f"the minimum's rate / 10: {result['min_loss_rate_div10']:.3g}")
+    print(f"figure: {Path(result['dir']) / 'lr_find.png'}")
+    print(f"try: zoo train {args.model} --optimizer {result['optimizer']} --lr {result['suggested']:.2g}"
+          + (f" -d {args.dataset}" if args.dataset else ""))
+    return 0
+
+
+def _learning_curve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    add_data_arguments(p)
+    add_hp_arguments(p)
+    p.add_argument("--sizes", default="0.1,0.25,0.5,0.75,1.0",
+                   help="shares of the training split to train on (default 0.1,0.25,0.5,0.75,1.0)")
+    p.add_argument("--runs-dir", default="runs")
+
+
+@command("learning-curve", _learning_curve_args)
+def cmd_learning_curve(args: argparse.Namespace) -> int:
+    """Train on growing shares of the training data; plot training, validation and test figures against its size."""
+    from zoo.lab import learning_curve
+
+    try:
+        sizes = [float(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        raise ZooError(f"--sizes takes shares like 0.1,0.5,1.0, got {args.sizes!r}") from None
+    options = data_options(args)
+    options.pop("split", None), options.pop("limit", None)
+    result = learning_curve(args.model, args.dataset, sizes=sizes, runs_dir=args.runs_dir, **options,
+                            **hp_options(args))
+    print(f"figure: {Path(result['dir']) / 'learning_curve.png'}")
     return 0
 
 
