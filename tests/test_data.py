@@ -157,3 +157,126 @@ def test_tfds_loading_with_mock_data(tmp_path):
 def test_tfds_without_download_says_how_to_provide_data(tmp_path):
     with pytest.raises(ZooError, match=r"not in the data directory and TFDS could not get it.*--data-dir or ZOO_DATA_DIR"):
         zoo.load_dataset("cifar10", data_dir=tmp_path, download=False)
+
+
+# --- bad files and bad data: one clear error before any training --------------------
+
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return f"csv:{path}"
+
+
+def image_folder(root, classes, per_class=4, suffix="png"):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / cls / f"{i}.{suffix}")
+    return f"images:{root}"
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["1,2,a"], "has 1 example; at least 3 are needed"),
+    ([f"{i},{i % 3},cat" for i in range(30)], "at least two classes; found one: 'cat'"),
+    ([f"{i},{i % 3},{i * 0.37:.2f}" for i in range(29)] + ["4,1,nan"], "line 31, column 'y' is NaN"),
+    ([f"{i},{i % 3},{i * 0.37:.2f}" for i in range(29)] + ["4,1,-inf"], "line 31, column 'y' is infinite"),
+    ([f"{i},{i % 3},{i % 2}" for i in range(29)] + ["1e308,1,0"], "column 'a' is 1e\\+308, beyond float32's range"),
+])
+def test_csv_that_cannot_be_trained_on(tmp_path, rows, message):
+    name = write_csv(tmp_path / "d.csv", "a,b,y", rows)
+    with pytest.raises(ZooError, match=message):
+        load(name)
+
+
+def test_one_class_is_refused_alike_from_csv_and_images(tmp_path):
+    csv_name = write_csv(tmp_path / "d.csv", "a,y", [f"{i},cat" for i in range(12)])
+    folder = image_folder(tmp_path / "imgs", ["cat"])
+    for name in (csv_name, folder):
+        with pytest.raises(ZooError, match="at least two classes"):
+            load(name)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(x=np.zeros((0, 3), "float32"), y=np.zeros(0, "int64")), "holds no examples"),
+    (dict(x=np.ones((30, 3)), y=np.where(np.arange(30) == 7, np.nan, np.arange(30) * 0.5)),
+     "the target of example 7 is NaN"),
+    (dict(x=np.where(np.arange(90).reshape(30, 3) == 40, 1e300, 1.0), y=np.arange(30) % 2),
+     r"the input of example 13 \(at \[1\]\) is 1e\+300, beyond float32's range"),
+    (dict(x=np.ones((30, 2), "float32"), y=np.arange(30) % 3 * 2), "classes '1', '3' have no examples"),
+    (dict(x=np.ones((30, 2), "float32"), y=np.arange(30) % 2 - 1), "class labels must be 0 to"),
+    (dict(x=np.ones((30, 2), "float32"), y=np.arange(30) % 2 + 0.5), "must be whole numbers"),
+    (dict(x_train=np.ones((30, 2), "float32"), y_train=np.arange(30) % 2, x_test=np.ones((0, 2), "float32"),
+          y_test=np.zeros(0, "int64")), r"\(x_test, y_test\) holds no examples"),
+])
+def test_npz_that_cannot_be_trained_on(tmp_path, arrays, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ZooError, match=message):
+        load(f"npz:{path}", task="classification" if "0.5" in message or "whole" in message else None)
+
+
+def test_file_that_is_not_an_npz_says_so(tmp_path):
+    text = tmp_path / "t.npz"
+    text.write_text("a,b\n1,2\n")
+    with pytest.raises(ZooError, match="not an .npz file .*starts with b'a,b\\\\n1,'") as info:
+        load(f"npz:{text}")
+    assert "pickled" not in str(info.value)
+    npy = tmp_path / "a.npz"
+    with npy.open("wb") as f:
+        np.save(f, np.ones(3))
+    with pytest.raises(ZooError, match="is a .npy file"):
+        load(f"npz:{npy}")
+
+
+@pytest.mark.parametrize("bad_file, content, reason", [
+    ("cats/broken.jpg", "truncated jpeg", "jpeg::Uncompress failed"),
+    ("dogs/notes.png", b"just some text", "Unknown image file format"),
+])
+def test_undecodable_image_is_named(tmp_path, bad_file, content, reason):
+    name = image_folder(tmp_path, ["cats", "dogs"], suffix="jpg")
+    if content == "truncated jpeg":
+        content = (tmp_path / "cats" / "0.jpg").read_bytes()[:120]
+    (tmp_path / bad_file).write_bytes(content)
+    with pytest.raises(ZooError, match=f"cannot decode image '.*{bad_file}' \\({reason}.*remove or replace it"):
+        load(name, image_size=(8, 8))
+
+
+def test_empty_class_folder_is_refused(tmp_path):
+    name = image_folder(tmp_path, ["cats", "dogs"])
+    (tmp_path / "birds").mkdir()
+    with pytest.raises(ZooError, match="class 'birds' has no examples \\(an empty class folder\\?\\)"):
+        load(name, image_size=(8, 8))
+
+
+def test_classes_too_small_to_split_are_refused(tmp_path):
+    """10,000 classes of one example each would train to accuracy 0 without a word."""
+    path = tmp_path / "many.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(10_000, 2)).astype("float32"), y=np.arange(10_000))
+    with pytest.raises(ZooError, match=r"classes \(.*\) have examples to validate or test on but none to train on; "
+                                       r"10,000 classes have fewer than 3 examples"):
+        load(f"npz:{path}")
+    ok = tmp_path / "ok.npz"  # a rare class that still lands in every split is fine
+    np.savez(ok, x=np.ones((60, 2), "float32"), y=np.r_[np.zeros(54, "int64"), np.ones(6, "int64")])
+    assert load(f"npz:{ok}").spec.num_classes == 2
+
+
+def test_limit_that_leaves_classes_out_is_said(capsys):
+    ds = load("digits", limit=5)
+    assert ds.spec.sizes["train"] == 5
+    note = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo: note: limit 5 leaves")]
+    assert len(note) == 1 and "out of the training split" in note[0]
+
+
+def test_bad_file_is_one_error_line_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    name = write_csv(tmp_path / "d.csv", "a,b,y", ["1,2,3"])
+    out = subprocess.run([sys.executable, "-m", "zoo.cli", "train", "mlp", "--dataset", name, "--runs-dir",
+                          str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert [line for line in out.stderr.splitlines() if line.startswith("zoo")] == [
+        f"zoo: error: {name} has 1 example; at least 3 are needed, one each for training, validation and test"]

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import re
+import shutil
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo import files
 from zoo.data import Dataset
 from zoo.data import check as check_dataset
 from zoo.data import load as load_dataset
@@ -69,14 +73,8 @@ class Run:
     def load(cls, run_dir: str | Path, *, with_model: bool = True) -> "Run":
         """Reopen a run directory (the model too, unless `with_model=False`)."""
         d = Path(run_dir)
-        try:
-            config = json.loads((d / "config.json").read_text())
-            metrics = json.loads((d / "metrics.json").read_text())
-            history = json.loads((d / "history.json").read_text())
-        except FileNotFoundError as exc:
-            raise ZooError(f"{str(d)!r} is not a finished run directory (missing {Path(exc.filename).name})") from None
-        except json.JSONDecodeError as exc:
-            raise ZooError(f"run directory {str(d)!r} has a corrupt JSON file: {exc}") from None
+        config, metrics, history = (_read_run_json(d / name) for name in ("config.json", "metrics.json",
+                                                                             "history.json"))
         model = None
         if with_model:
             import importlib
@@ -89,11 +87,26 @@ class Run:
             spec = get_spec(config["model"])  # import the plugin so its custom layers are registered
             for module in spec.keras_modules:  # and the modules it names for its Keras classes
                 importlib.import_module(module)
+            path = d / "model.keras"
             try:
-                model = keras.saving.load_model(d / "model.keras")
-            except (OSError, ValueError) as exc:
-                raise ZooError(f"cannot load {d / 'model.keras'}: {exc}") from None
+                model = keras.saving.load_model(path)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                if not path.is_file():
+                    raise ZooError(f"{str(d)!r} is not a finished run directory (missing model.keras)") from None
+                if not zipfile.is_zipfile(path):  # Keras says "File not found" for a file that exists
+                    raise ZooError(f"{path} is damaged ({path.stat().st_size} bytes, not a Keras archive)") from None
+                raise ZooError(f"cannot load {path}: {exc}") from None
         return cls(d, config, history, metrics, model)
+
+
+def _read_run_json(path: Path) -> Any:
+    """One of a run directory's JSON files, or a ZooError naming what is wrong with it."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ZooError(f"{str(path.parent)!r} is not a finished run directory (missing {path.name})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ZooError(f"{path} is damaged ({type(exc).__name__}: {exc})") from None
 
 
 # --- reproducibility -------------------------------------------------------------
@@ -272,19 +285,23 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     plain `fit`. (On TensorFlow Keras copies the metrics every step anyway.)"""
     import keras
 
-    from zoo.callbacks import BudgetedBackup, BudgetedCheckpoint
+    from zoo.callbacks import AtomicBackup, AtomicCheckpoint, BudgetedBackup, BudgetedCheckpoint, HistoryLogger
 
-    checkpoint_cls = BudgetedCheckpoint if budgeted else keras.callbacks.ModelCheckpoint
-    backup_cls = BudgetedBackup if budgeted else keras.callbacks.BackupAndRestore
-    cbs = [*first, keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    checkpoint_cls = BudgetedCheckpoint if budgeted else AtomicCheckpoint
+    backup_cls = BudgetedBackup if budgeted else AtomicBackup
+    cbs = [*first, keras.callbacks.TerminateOnNaN(), HistoryLogger(str(run_dir / "history.csv"))]
+    best_model = stopping = None
     if checkpoint:
-        cbs.append(checkpoint_cls(str(run_dir / "checkpoint.keras"), monitor=monitor, mode=mode, save_best_only=True))
-    if backup:
-        cbs.append(backup_cls(str(run_dir / "backup")))
+        best_model = checkpoint_cls(str(run_dir / "checkpoint.keras"), monitor=monitor, mode=mode, save_best_only=True)
+        cbs.append(best_model)
     if int(hp["patience"]) > 0 or restore_best:  # patience 0 with restore_best: restore, never stop
         patience = int(hp["patience"]) or int(hp["epochs"]) + 1
-        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
-                                                 restore_best_weights=True))
+        stopping = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
+                                                 restore_best_weights=True)
+        cbs.append(stopping)
+    if backup:  # after early stopping: the backup at the end of fit holds the weights it restored
+        cbs.append(backup_cls(str(run_dir / "backup")))
+        cbs[-1].early_stopping, cbs[-1].checkpoint = stopping, best_model
     if tensorboard:  # update_freq="epoch": no batch-end work either
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
     for cb in cbs:
@@ -293,39 +310,66 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
 
 
 def _prepare_run_dir(run_dir: Path) -> None:
-    """Create the run directory; an interrupted run in it resumes (BackupAndRestore),
-    a finished one is never overwritten."""
-    metrics = run_dir / "metrics.json"
-    if metrics.exists() and json.loads(metrics.read_text()).get("status") == "completed":
+    """Create the run directory; an interrupted run in it resumes (from its backup,
+    which train() removes only after every result is written), a finished one is
+    never overwritten."""
+    backup = (run_dir / "backup").exists()
+    status = _run_status(run_dir)
+    if status == "completed" and not backup:
         raise ZooError(f"run directory {str(run_dir)!r} holds a finished run; choose another --run-name")
-    if not (run_dir / "backup").exists():  # nothing to resume: start the history afresh
+    if status == "damaged" and not backup and (run_dir / "model.keras").exists():
+        raise ZooError(f"{run_dir / 'metrics.json'} is damaged and the run may have finished; delete "
+                       f"{str(run_dir)!r} to train it again, or choose another --run-name")
+    if not backup:  # nothing to resume: start the history afresh
         (run_dir / "history.csv").unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    files.remove_stale(run_dir)
 
 
-def read_history(path: Path) -> dict[str, list[float]]:
-    """Per-epoch metrics from the CSVLogger file (all epochs, across resumptions; an
-    epoch repeated after resuming from an older backup counts once, as its last run)."""
+def _run_status(run_dir: Path) -> str | None:
+    """metrics.json's status: None when absent, "damaged" when unreadable."""
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return "damaged"
+
+
+def _remove_backup(run_dir: Path) -> None:
+    """Remove the backup in one atomic step (a rename), then its files."""
+    backup = run_dir / "backup"
+    if backup.exists():
+        gone = run_dir / f".tmp-{os.getpid()}-backup"
+        os.replace(backup, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+
+
+def history_rows(path: Path) -> tuple[list[str], dict[int, dict[str, str]], int]:
+    """The CSVLogger file's columns, its rows by epoch (an epoch repeated after a
+    resume counts once, as its last run; a row cut short by a crash is left out) and
+    its number of data lines."""
     import csv
 
     if not path.exists():
-        return {}
+        return [], {}, 0
     with path.open(newline="") as f:
-        by_epoch = {int(r["epoch"]): r for r in csv.DictReader(f)}
+        reader = csv.DictReader(f)
+        lines, fields = list(reader), list(reader.fieldnames or [])
+    by_epoch = {int(row["epoch"]): row for row in lines
+                if None not in row and None not in row.values() and row["epoch"].isdigit()}  # else cut short
+    return fields, by_epoch, len(lines)
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics from the CSVLogger file (all epochs, across resumptions)."""
+    fields, by_epoch, _ = history_rows(path)
     rows = [by_epoch[e] for e in sorted(by_epoch)]
-    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
+    return {k: [float("nan" if r[k] == "NA" else r[k]) for r in rows] for k in fields if k != "epoch"} if rows else {}
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
-    tmp.replace(path)
-
-
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
+_write_json = files.write_json
 
 
 def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_dir: str | Path = "runs",
@@ -437,6 +481,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     _write_json(run_dir / "history.json", history)
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
+        _remove_backup(run_dir)  # a failed run is over: the same command starts it afresh
         _write_json(run_dir / "metrics.json", {"status": "failed", "reason": "loss became NaN or infinite"})
         raise ZooError(f"training {spec.name!r} diverged: the loss became NaN/infinite at epoch {len(losses)}. "
                        "Try a lower learning rate. Run directory: " + str(run_dir))
@@ -447,7 +492,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
                **{f"test_{k}": float(v) for k, v in test.items()}, **baseline(task, dataset),
                "monitor": kept_epoch(history, monitor_name, monitor_mode,
                                      restored=int(hp["patience"]) > 0 or monitor is not None)}
-    keras_model.save(run_dir / "model.keras")
+    with files.replacing(run_dir / "model.keras") as tmp:
+        keras_model.save(tmp)
     _write_json(run_dir / "metrics.json", metrics)
     config["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     _write_json(run_dir / "config.json", config)
@@ -459,6 +505,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         adv.after_training(run, attack)
     for report in REPORTS:
         report(run)
+    _remove_backup(run_dir)  # last: a kill before this leaves a run that the same command finishes
     runtime.finish(run_dir)  # a non-chief worker removes its temporary directory
     return run
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import sequences, sources
+from zoo.data import checks, sequences, sources
 from zoo.data.sources import BUILTIN, Raw
 from zoo.errors import ZooError
 from zoo.spec import DataSpec
@@ -251,10 +251,13 @@ def load(name: str, *, batch_size: int = 32, split: tuple[float, float, float] |
     if batch_size < 1:
         raise ZooError(f"batch size must be at least 1, got {batch_size}")
     raw = read(name, data_dir=data_dir, target=target, task=task, **read_options)
+    checks.check_raw(raw, name)
     raw = sources.adapt_images(raw, resize, channels)
     parts = _split(raw, split, seed)
+    checks.check_splits(parts, raw, name)
     if limit:
         parts["train"] = tuple(a[:limit] for a in parts["train"])
+        checks.note_limited(parts["train"][1], raw, limit)
     preprocessing, value_range = _fit_preprocessing(raw, parts["train"][0], normalize)
     if "windowing" in raw.meta:  # how a series became windows (sequences.windows)
         preprocessing["windowing"] = raw.meta["windowing"]
@@ -293,12 +296,13 @@ def _split(raw: Raw, split, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray
         if ordered:
             cut_at = len(x) - max(1, round(len(x) * fraction))
             return (x[:cut_at], y[:cut_at]), (x[cut_at:], y[cut_at:])
-        try:
-            xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed,
-                                              stratify=y if stratify else None)
-        except ValueError:  # too few examples of a class to stratify
-            xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed)
-        return (xa, ya), (xb, yb)
+        for strata in ((y, None) if stratify else (None,)):
+            try:
+                xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=strata)
+                return (xa, ya), (xb, yb)
+            except ValueError:  # too few examples of a class to stratify, or too few to split at all
+                continue
+        raise ZooError(f"dataset too small for split {fractions}: {len(raw.x)} examples")
 
     if raw.test is not None and split is None:
         rest, test = (raw.x, raw.y), raw.test

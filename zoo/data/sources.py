@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data import checks
 from zoo.errors import ZooError, did_you_mean
 
 
@@ -129,7 +131,7 @@ def read_csv(path: str, target: str | None = None, task: str | None = None) -> R
         if len(row) != len(header):
             raise ZooError(f"CSV {str(p)!r} line {i} has {len(row)} fields, the header has {len(header)}")
     features = [j for j in range(len(header)) if j != t]
-    x = np.empty((len(body), len(features)), dtype="float32")
+    x = np.empty((len(body), len(features)), dtype="float64")  # float32 after the range check
     for i, row in enumerate(body):
         for k, j in enumerate(features):
             try:
@@ -137,11 +139,12 @@ def read_csv(path: str, target: str | None = None, task: str | None = None) -> R
             except ValueError:
                 raise ZooError(f"CSV {str(p)!r} line {i + 2}, column {header[j]!r}: {row[j]!r} is not a number "
                                "(features must be numeric)") from None
-    if not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ZooError(f"CSV {str(p)!r} line {bad[0] + 2}, column {header[features[bad[1]]]!r} is NaN or infinite")
+    _check_column_values(x, p, [header[j] for j in features])
+    x = x.astype("float32")
     labels = [row[t].strip() for row in body]
     numeric = _all_numbers(labels)
+    if numeric:
+        _check_column_values(np.asarray(labels, "float64").reshape(-1, 1), p, [target])
     task = task or ("regression" if numeric and _looks_continuous(labels) else "classification")
     if task == "regression":
         if not numeric:
@@ -151,6 +154,14 @@ def read_csv(path: str, target: str | None = None, task: str | None = None) -> R
     index = {n: i for i, n in enumerate(names)}
     return Raw(x, np.asarray([index[v] for v in labels], "int64"), task, class_names=tuple(names),
                meta={"features": [header[j] for j in features]})
+
+
+def _check_column_values(a: np.ndarray, path: Path, columns: list[str]) -> None:
+    """Refuse the first NaN, infinite or float32-overflowing value, by line and column."""
+    bad = checks.nonfinite(a)
+    if bad:
+        (i, k), cause = bad
+        raise ZooError(f"CSV {str(path)!r} line {i + 2}, column {columns[k]!r} {cause}")
 
 
 def _all_numbers(values: list[str]) -> bool:
@@ -170,6 +181,12 @@ def read_npz(path: str, task: str | None = None) -> Raw:
     """An .npz with `x` and `y`, or `x_train`, `y_train` (+ `x_test`, `y_test`)."""
     p = _existing(path, "NPZ file")
     try:
+        with p.open("rb") as f:
+            head = f.read(6)
+        if head == b"\x93NUMPY":
+            raise ValueError("it is a .npy file (one array); save x and y together with numpy.savez")
+        if not head.startswith(b"PK"):  # np.load would call it pickled data
+            raise ValueError(f"not an .npz file (a zip of arrays, as numpy.savez writes); it starts with {head!r}")
         with np.load(p, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except Exception as exc:
@@ -185,12 +202,14 @@ def read_npz(path: str, task: str | None = None) -> Raw:
 
 
 def _from_arrays(x, y, test, task, where) -> Raw:
-    if len(x) != len(y):
-        raise ZooError(f"{where}: {len(x)} examples but {len(y)} labels")
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise ZooError(f"{where}: inputs contain NaN or infinite values")
+    checks.check_arrays(x, y, where)
+    if test is not None:
+        checks.check_arrays(*test, f"{where} (x_test, y_test)")
     integer_labels = y.dtype.kind in "iub"
     task = task or ("classification" if integer_labels else "regression")
+    if task == "classification" and not integer_labels and np.any(y != np.round(y)):
+        raise ZooError(f"{where}: classification labels must be whole numbers (class indices); y holds {y.dtype} "
+                       "values such as " + repr(float(y[y != np.round(y)][0])))
     image = x.ndim >= 3 and x.dtype == np.uint8
     if image and x.ndim == 3:
         x = x[..., None]
@@ -212,8 +231,12 @@ def read_image_folder(path: str, image_size: tuple[int, int] = (64, 64), color_m
     p = _existing(path, "image folder")
     subdirs = sorted(d.name for d in p.iterdir() if d.is_dir())
     if len(subdirs) < 2:
-        raise ZooError(f"image folder {str(p)!r} needs one sub-folder per class (at least two); found {subdirs}")
+        raise ZooError(f"image folder {str(p)!r} needs one sub-folder per class, and a classification needs at least "
+                       f"two classes; found {subdirs}")
     import keras
+    import tensorflow as tf
+
+    from zoo.quiet import native_stderr_to_file
 
     try:
         ds = keras.utils.image_dataset_from_directory(
@@ -221,14 +244,44 @@ def read_image_folder(path: str, image_size: tuple[int, int] = (64, 64), color_m
             batch_size=None, shuffle=False, verbose=False)
     except Exception as exc:
         raise ZooError(f"cannot read images under {str(p)!r}: {exc}") from None
-    xs, ys = [], []
-    for image, label in ds.as_numpy_iterator():
-        xs.append(image)
-        ys.append(label)
+    xs, ys, failed = [], [], None
+    with native_stderr_to_file():  # libjpeg writes its complaints to descriptor 2: the error names the file
+        try:
+            for image, label in ds.as_numpy_iterator():
+                xs.append(image)
+                ys.append(label)
+        except tf.errors.InvalidArgumentError as exc:  # a file Keras listed but cannot decode
+            failed = _undecodable(ds.file_paths[len(xs):], p, exc)
+    if failed:
+        raise ZooError(failed)
     if not xs:
         raise ZooError(f"image folder {str(p)!r} holds no readable images (jpeg, png, bmp, gif)")
     x = np.clip(np.round(np.stack(xs)), 0, 255).astype("uint8")
     return Raw(x, np.asarray(ys, "int64"), "classification", "image", tuple(ds.class_names), pixel_max=255.0)
+
+
+def _undecodable(paths: list[str], folder: Path, exc: Exception) -> str:
+    """Name the files (from the first one that failed on) that TensorFlow's decoder,
+    the one Keras's image loader uses, cannot read."""
+    import tensorflow as tf
+
+    bad = []
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except tf.errors.InvalidArgumentError as error:
+            bad.append((path, _op_message(error)))
+    if not bad:
+        return f"cannot decode the images under {str(folder)!r}: {_op_message(exc)}"
+    (first, why), more = bad[0], len(bad) - 1
+    others = f" (and {more} other file{'s' if more > 1 else ''})" if more else ""
+    return f"cannot decode image {first!r}{others} ({why}); remove or replace it"
+
+
+def _op_message(error: Exception) -> str:
+    """A TensorFlow op error's own words, without the function and op names around them."""
+    text = re.sub(r"\{\{.*?\}\}|\[Op:.*$|\[\[.*?\]\]", "", getattr(error, "message", str(error)).splitlines()[0])
+    return " ".join(text.split()).rstrip(".")
 
 
 def adapt_images(raw: Raw, size: int | tuple[int, int] | None = None, channels: int | None = None) -> Raw:
