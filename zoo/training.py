@@ -37,6 +37,11 @@ from zoo.registry import get_spec
 from zoo.spec import UNSUPERVISED_TASKS, DataSpec, ModelSpec
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+#: the learning rate `auto` gives each optimizer: Keras's own default, but 0.01 for
+#: Adagrad (Duchi et al. 2011, Keras 2) and 1.0 for Adadelta (Zeiler 2012's method has
+#: no learning rate: 1.0 applies its update as the paper defines it)
+DEFAULT_LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.001,
+                          "adadelta": 1.0, "adam": 0.001}
 LOSSES = {
     "classification": ("auto", "crossentropy", "hinge"),
     "regression": ("auto", "mse", "mae", "huber"),
@@ -48,7 +53,9 @@ REPORTS: list[Callable[["Run"], None]] = []
 
 @dataclass
 class Run:
-    """A finished (or loaded) training run and its directory."""
+    """A finished (or loaded) training run and its directory. `model` is the
+    trained Keras model, which takes PREPROCESSED inputs (`expects()` says how);
+    `predict(raw)` answers for raw inputs, as the export does."""
 
     dir: Path
     config: dict[str, Any]
@@ -68,6 +75,97 @@ class Run:
     @property
     def hyperparameters(self) -> dict[str, Any]:
         return self.config["hyperparameters"]
+
+    def predict(self, raw: Any, batch_size: int = 1024) -> dict[str, Any]:
+        """The model's answer for RAW inputs (as the dataset gives them: features in
+        their own units, pixels 0-255), with the run's preprocessing applied, as the
+        exported SavedModel answers: {"probabilities", "class_ids", "classes"} for a
+        classifier, {"predictions"} for regression, {"reconstruction"} ... `run.model`
+        itself expects preprocessed inputs (see `expects()`)."""
+        import numpy as np
+
+        from zoo.export import reference_outputs
+
+        if self.model is None:
+            raise ZooError("this run was loaded without its model (Run.load(..., with_model=True))")
+        x = np.asarray(raw, dtype=object if self.data_spec.input_kind == "text" else None)
+        if x.dtype.kind in "biuf":
+            x = x.astype("float32")
+        if x.ndim == len(self.data_spec.input_shape):  # one example
+            x = x[None]
+        task = self.config.get("task", self.data_spec.task)
+        parts = [reference_outputs(self.model, self.data_spec, task, x[i:i + batch_size])
+                 for i in range(0, len(x), batch_size)]
+        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if "class_ids" in out and self.data_spec.class_names:
+            out["classes"] = [self.data_spec.class_names[int(i)] for i in out["class_ids"]]
+        return out
+
+    def expects(self) -> str:
+        """What `run.model` (model.keras) takes, in words: the preprocessing it was
+        trained behind, which `run.predict` and the export apply to raw inputs."""
+        spec = self.data_spec
+        p = spec.preprocessing
+        shape = tuple(spec.input_shape)
+        kind = p.get("type", "none")
+        if kind == "standardize":
+            how = ("standardised features: (x - mean) / std with the training split's statistics "
+                   "(config.json data_spec.preprocessing)")
+        elif kind == "rescale":
+            how = f"pixels scaled by {p['scale']:.6g} (0-255 raw pixels become 0-1)"
+        elif kind == "text":
+            how = "raw strings (the model vectorises them itself)"
+        else:
+            how = "the raw inputs, unchanged"
+        return (f"model.keras takes inputs of shape (batch, {', '.join(map(str, shape))}): {how}. "
+                f"run.predict(raw), `zoo predict` and the export take raw inputs and apply this themselves.")
+
+    def verdict(self) -> dict[str, Any] | None:
+        """The test figure against the baseline that ignores the inputs:
+        {"metric", "value", "baseline", "baseline_name", "beats"}; None without one."""
+        m = self.metrics
+        kind = {"last_value": "repeating the last value seen"}.get(m.get("baseline"), None)
+        for metric, higher, what in (("accuracy", True, "the majority class"), ("mae", False, "the training mean"),
+                                     ("mse", False, "the mean training input")):
+            value, base = m.get(f"test_{metric}"), m.get(f"baseline_test_{metric}")
+            if isinstance(value, float) and isinstance(base, float):
+                beats = value > base if higher else value < base
+                return {"metric": f"test_{metric}", "value": value, "baseline": base, "baseline_name": kind or what,
+                        "beats": beats}
+        return None
+
+    def summary(self) -> str:
+        """What a learner wants to read after training: the test figures beside the
+        baseline, which epoch the model kept, and a warning when it learned nothing
+        the baseline does not know."""
+        m = self.metrics
+        lines = [f"run directory: {self.dir}"]
+        verdict = self.verdict()
+        for key, value in m.items():
+            if not key.startswith("test_") or not isinstance(value, float):
+                continue
+            note = ""
+            if verdict and key == verdict["metric"]:
+                note = f"   baseline {verdict['baseline']:.4f} ({verdict['baseline_name']})"
+            lines.append(f"  {key:24} {value:.4f}{note}")
+        kept = m.get("monitor") or {}
+        epochs = f"  {'epochs':24} {m.get('epochs_run')} of {self.hyperparameters.get('epochs')}"
+        if kept.get("restored"):
+            epochs += (f"; early stopping kept epoch {kept['kept_epoch']} (best {kept['metric']} "
+                       f"{kept['best']:.4f}), not the last")
+        elif "kept_epoch" in kept:
+            epochs += f"; the model is the last epoch's ({kept['kept_epoch']})"
+        lines.append(epochs)
+        lines.append(f"  {'train seconds':24} {m.get('train_seconds', 0):.1f}")
+        for key, value in m.items():  # figures of their own, e.g. robustness under attack
+            if isinstance(value, dict) and key != "monitor":
+                lines += [f"  {key + '.' + k:32} {v:.4f}" if isinstance(v, float) else f"  {key + '.' + k:32} {v}"
+                          for k, v in value.items()]
+        if verdict and not verdict["beats"]:
+            lines.append(f"warning: {verdict['metric']} {verdict['value']:.4f} is no better than the baseline "
+                         f"{verdict['baseline']:.4f} ({verdict['baseline_name']}): the model learned nothing that "
+                         "ignoring the inputs does not. Try more epochs or another learning rate (zoo lr-find).")
+        return "\n".join(lines)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, with_model: bool = True) -> "Run":
@@ -146,13 +244,30 @@ def build_model(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec):
     return model
 
 
+def learning_rate(hp: Mapping[str, Any]) -> float:
+    """The learning rate of `hp`: its number, or the optimizer's default for `auto`."""
+    name = hp["optimizer"]
+    if name not in OPTIMIZERS:
+        raise ZooError(f"unknown optimizer {name!r}." + did_you_mean(name, OPTIMIZERS) + f" Known: {', '.join(OPTIMIZERS)}.")
+    return DEFAULT_LEARNING_RATES[name] if hp["learning_rate"] == "auto" else float(hp["learning_rate"])
+
+
+def resolve_hyperparameters(spec: ModelSpec, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's defaults with `overrides`, the learning rate made a number. A
+    family's own default rate belongs to its own optimizer: choosing another
+    optimizer without a rate gives that optimizer's default rate."""
+    hp = spec.resolve(overrides)
+    if "learning_rate" not in overrides and hp["optimizer"] != spec.hyperparameters()["optimizer"]:
+        hp["learning_rate"] = "auto"
+    hp["learning_rate"] = learning_rate(hp)
+    return hp
+
+
 def make_optimizer(hp: Mapping[str, Any], steps_per_epoch: int):
     """An optimizer by name, with a constant or linearly decaying learning rate."""
     import keras
 
-    name, lr = hp["optimizer"], float(hp["learning_rate"])
-    if name not in OPTIMIZERS:
-        raise ZooError(f"unknown optimizer {name!r}." + did_you_mean(name, OPTIMIZERS) + f" Known: {', '.join(OPTIMIZERS)}.")
+    name, lr = hp["optimizer"], learning_rate(hp)
     if not lr > 0:
         raise ZooError(f"learning rate must be positive, got {lr}")
     if hp["lr_schedule"] == "linear":
@@ -200,7 +315,14 @@ def _loss_and_task_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[st
         acc = keras.metrics.BinaryAccuracy(name="accuracy") if binary else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         return {"loss": fn, "metrics": [acc]}
     if task == "regression":
-        fn = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[loss]
+        stats = data_spec.preprocessing.get("target")
+        name = "mse" if loss == "auto" else loss
+        if stats:  # the loss on standardised targets; the model and the metrics in the targets' units
+            from zoo.metrics import standardised_loss
+
+            fn = standardised_loss(name, stats["std"])
+        else:
+            fn = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[name]
         return {"loss": fn, "metrics": [keras.metrics.MeanAbsoluteError(name="mae"),
                                         keras.metrics.RootMeanSquaredError(name="rmse")]}
     fn = {"auto": "mse", "mse": "mse", "mae": "mae", "crossentropy": "binary_crossentropy"}.get(loss, "mse")
@@ -264,7 +386,7 @@ def versions() -> dict[str, str]:
 def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: bool = False, extra: Sequence[Any] = (),
                        checkpoint: bool = True, backup: bool = True, budgeted: bool = True,
                        monitor: str = "val_loss", mode: str = "auto", restore_best: bool = False,
-                       first: Sequence[Any] = ()) -> list:
+                       first: Sequence[Any] = (), hparams: Mapping[str, Any] | None = None) -> list:
     """The callbacks of every training run: `first` (callbacks that add figures
     to an epoch's logs), NaN guard, CSV log, best-model checkpoint, backup for
     resuming, early stopping on `monitor` (val_loss by default; patience),
@@ -302,8 +424,13 @@ def training_callbacks(run_dir: Path, hp: Mapping[str, Any], *, tensorboard: boo
     if backup:  # after early stopping: the backup at the end of fit holds the weights it restored
         cbs.append(backup_cls(str(run_dir / "backup")))
         cbs[-1].early_stopping, cbs[-1].checkpoint = stopping, best_model
-    if tensorboard:  # update_freq="epoch": no batch-end work either
+    if tensorboard:  # update_freq="epoch": no batch-end work either; HParams for the dashboard's comparisons
+        from tensorboard.plugins.hparams import api as hparams_api
+
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+        shown = {k: v for k, v in (hp if hparams is None else hparams).items()
+                 if isinstance(v, (bool, int, float, str))}
+        cbs.append(hparams_api.KerasCallback(str(run_dir / "tensorboard"), shown, trial_id=run_dir.name))
     for cb in cbs:
         cb.async_safe = True
     return cbs + list(extra)
@@ -419,9 +546,9 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         from zoo import transfer
 
         source = transfer.load_source(from_run)
-        hp = transfer.hyperparameters(spec, source, hyperparameters)
+        hp = transfer.hyperparameters(spec, source, hyperparameters, freeze)
     else:
-        hp = spec.resolve(hyperparameters)
+        hp = resolve_hyperparameters(spec, hyperparameters)
     if not isinstance(dataset, Dataset):
         check_dataset(dataset or spec.default_dataset or "", data_dir)  # before TensorFlow: seconds sooner
     runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
@@ -469,7 +596,10 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     _write_json(run_dir / "config.json", config)
 
     if spec.pretrain is not None:
-        spec.pretrain(keras_model, dataset, hp, run_dir)
+        from zoo.quiet import speaking
+
+        with speaking(verbose != 0):  # a line per pretrained layer, unless quiet
+            spec.pretrain(keras_model, dataset, hp, run_dir)
     runtime.prepare_fit(fit_model, fit_data["x"])  # under a strategy: build state without Keras peeking at a batch
     started = time.perf_counter()
     fit = fit_model.fit(**fit_data, epochs=int(hp["epochs"]), verbose=verbose,
@@ -498,9 +628,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     config["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     _write_json(run_dir / "config.json", config)
     run = Run(run_dir, config, history, metrics, keras_model, dataset)
-    from zoo.plots import learning_curves
-
-    learning_curves(history, run_dir / "learning_curves.png", title=f"{spec.name} on {data_spec.name}")
+    write_learning_curves(run)
     if attack:
         adv.after_training(run, attack)
     for report in REPORTS:
@@ -508,6 +636,28 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     _remove_backup(run_dir)  # last: a kill before this leaves a run that the same command finishes
     runtime.finish(run_dir)  # a non-chief worker removes its temporary directory
     return run
+
+
+def write_learning_curves(run: Run) -> None:
+    """learning_curves.png, titled with the run's name and what it changed from the
+    defaults, the kept epoch and the baseline marked, the loss named for the task."""
+    from zoo.plots import learning_curves
+    from zoo.runs import RunInfo
+
+    changed = RunInfo(run.dir, run.config, run.metrics, run.history).changed()
+    shown = ", ".join(f"{k}={v}" for k, v in list(changed.items())[:5] if k != "epochs")
+    task, m = run.config.get("task"), run.metrics
+    baselines = {k: m[f"baseline_test_{k}"] for k in ("accuracy", "mae", "mse") if f"baseline_test_{k}" in m}
+    loss = run.hyperparameters.get("loss", "auto")
+    labels = {"loss": {"classification": f"loss ({'hinge' if loss == 'hinge' else 'cross-entropy'})",
+                       "regression": "loss (on standardised targets)",
+                       "reconstruction": f"loss ({'mse' if loss == 'auto' else loss})",
+                       "features": "reconstruction error"}.get(task, "loss")}
+    if task == "reconstruction" and loss in ("auto", "mse") and "mse" in baselines:
+        baselines["loss"] = baselines["mse"]
+    title = f"{run.dir.name}: {run.config['model']} on {run.data_spec.name}" + (f"\n{shown}" if shown else "")
+    learning_curves(run.history, run.dir / "learning_curves.png", title=title,
+                    kept_epoch=(m.get("monitor") or {}).get("kept_epoch"), baselines=baselines, labels=labels)
 
 
 def kept_epoch(history: Mapping[str, Sequence[float]], monitor: str, mode: str, restored: bool) -> dict[str, Any]:
@@ -565,6 +715,6 @@ def baseline(task: str, dataset: Dataset) -> dict[str, float]:
 
 
 # image classifiers also get a confusion matrix, misclassified examples and filters
-from zoo.diagnostics import image_classifier_report  # noqa: E402
+from zoo.diagnostics import decision_boundary_report, forecast_report, image_classifier_report  # noqa: E402
 
-REPORTS.append(image_classifier_report)
+REPORTS += [image_classifier_report, decision_boundary_report, forecast_report]
