@@ -125,9 +125,16 @@ def test_runs_and_compare(runs, capsys):
     from zoo.cli import main
 
     root, _ = runs
-    assert main(["runs", "--runs-dir", str(root)]) == 0
+    assert main(["runs", "--runs-dir", str(root), "--tensorboard", str(root / "tb")]) == 0
     out = capsys.readouterr().out
     assert "slow" in out and "fast" in out and "learning_rate=0.05" in out and "accuracy" in out
+    import tensorflow as tf
+
+    plugins = set()
+    for event_file in (root / "tb" / "fast").glob("events*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            plugins |= {(v.tag, v.metadata.plugin_data.plugin_name) for v in event.summary.value}
+    assert ("_hparams_/session_start_info", "hparams") in plugins and ("val_loss", "scalars") in plugins
     figure = root / "cmp.png"
     assert main(["compare", str(root / "slow"), str(root / "fast"), "--out", str(figure)]) == 0
     out = capsys.readouterr().out

@@ -256,6 +256,8 @@ def _runs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", nargs="?", help="glob on run names, e.g. 'mlp-*'")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write every listed run's history and hyperparameters as TensorBoard logs under DIR")
 
 
 @command("runs", _runs_args)
@@ -275,6 +277,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {args.runs_dir}" + (f" matching {args.pattern!r}" if args.pattern else ""))
         return 0
     print(_table(runs.table(found), ("run", "model", "dataset", "changed", "test", "baseline", "status", "age")))
+    if args.tensorboard:
+        out = runs.export_tensorboard(found, args.tensorboard)
+        print(f"TensorBoard logs of {len(found)} runs: tensorboard --logdir {out}")
     return 0
 
 

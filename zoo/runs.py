@@ -203,3 +203,28 @@ def train_variants(model: str, dataset: str | None, variants: Sequence[Mapping[s
             say(f"    {figure['metric']} {figure['value']:.4f}" if figure else "    done")
         out.append(read(d))
     return out
+
+
+def export_tensorboard(runs: Sequence[RunInfo], out: str | Path) -> Path:
+    """Every run's per-epoch history and hyperparameters as TensorBoard event
+    files under out/RUN/, so `tensorboard --logdir out` compares all of them
+    (scalars and the HParams dashboard), also runs trained without --tensorboard."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    root = Path(out)
+    for run in runs:
+        hp = {k: v for k, v in {"model": run.config.get("model"), "dataset": run.config.get("dataset"),
+                                **run.config.get("hyperparameters", {})}.items()
+              if isinstance(v, (bool, int, float, str))}
+        writer = tf.summary.create_file_writer(str(root / run.name.replace("/", "_")))
+        with writer.as_default():
+            hparams_api.hparams(hp, trial_id=run.name)
+            for key, values in run.history.items():
+                for epoch, value in enumerate(values):
+                    tf.summary.scalar(key, value, step=epoch)
+            for key, value in run.metrics.items():
+                if key.startswith("test_") and isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value, step=len(run.history.get("loss", [])))
+        writer.close()
+    return root
