@@ -280,3 +280,31 @@ def test_bad_file_is_one_error_line_from_the_command_line(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert [line for line in out.stderr.splitlines() if line.startswith("zoo")] == [
         f"zoo: error: {name} has 1 example; at least 3 are needed, one each for training, validation and test"]
+
+
+@pytest.mark.parametrize("value, cause", [(np.nan, "is NaN"), (-np.inf, "is infinite"),
+                                          (1e39, "is 1e\\+39, beyond float32's range")])
+def test_inputs_to_predict_on_must_be_finite(value, cause):
+    from zoo.data.checks import check_inputs
+
+    x = np.ones((3, 2, 2))
+    check_inputs(x, "x.npy")
+    x[2, 1, 0] = value
+    with pytest.raises(ZooError, match=rf"x.npy: the input of example 2 \(at \[1, 0\]\) {cause}.*--allow-nan"):
+        check_inputs(x, "x.npy")
+
+
+@pytest.mark.slow  # an export: ~20 s
+def test_predict_refuses_non_finite_inputs_unless_allowed(tmp_path, capsys):
+    """`zoo predict` on a NaN row would answer a made-up class ("setosa")."""
+    from zoo import export
+    from zoo.cli import main
+
+    run = zoo.train("mlp", "iris", runs_dir=tmp_path / "runs", epochs=1, units=4, verbose=0)
+    version = export.export_run(run, out=tmp_path / "saved")
+    (tmp_path / "x.csv").write_text("5.1,3.5,1.4,0.2\n6.0,nan,4.0,1.2\n")
+    assert main(["predict", str(version), "--input", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "the input of example 1 (at [1]) is NaN" in err[0] and "--allow-nan" in err[0]
+    assert main(["predict", str(version), "--input", str(tmp_path / "x.csv"), "--allow-nan"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2

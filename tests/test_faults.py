@@ -113,10 +113,11 @@ def test_killed_while_writing_results_finishes_without_training(runs_dir, monkey
         with pytest.raises(Killed):
             run(runs_dir)
     run_dir = runs_dir / "r"
-    assert (run_dir / "backup").is_dir()
+    trained = json.loads((run_dir / "backup" / "training_metadata.json").read_text())["train_seconds"]
     counter = EpochCounter()
     resumed = run(runs_dir, callbacks=[counter])
     assert counter.epochs == []  # nothing trained again
+    assert resumed.metrics["train_seconds"] == trained > 0  # the time of the first process's epochs
     assert "training had finished" in capsys.readouterr().err
     assert_same_run(resumed, reference)
     assert resumed.metrics["status"] == "completed" and not (run_dir / "backup").exists()

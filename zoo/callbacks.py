@@ -56,12 +56,13 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
     by its epoch, then training_metadata.json, written atomically, names it and the
     backup before it: that rename is the commit, so a kill earlier leaves the previous
     backup whole. The state of early stopping (best figure, patience count, best
-    weights) and the checkpoint's best figure are backed up too, so a resumed run
-    ends as the uninterrupted run would. At the end of `fit` the final weights (the
-    best epoch's, when early stopping restored them) are backed up as the state after
-    the last planned epoch: a run killed while it writes its results resumes with no
-    epoch to train. A resume that meets a damaged backup falls back to the previous
-    one, else starts from the first epoch, saying so in one line."""
+    weights), the checkpoint's best figure and the training time so far are backed
+    up too, so a resumed run ends as the uninterrupted run would. At the end of `fit`
+    the final weights (the best epoch's, when early stopping restored them) are
+    backed up as the state after the last planned epoch: a run killed while it writes
+    its results resumes with no epoch to train. A resume that meets a damaged backup
+    falls back to the previous one, else starts from the first epoch, saying so in
+    one line."""
 
     #: the EarlyStopping and ModelCheckpoint of the same fit, whose state is backed up
     early_stopping: keras.callbacks.EarlyStopping | None = None
@@ -80,6 +81,7 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             _say(f"the backup in {self.backup_dir} has weights but no {metadata.name} (cut short by a kill); "
                  "starting from epoch 1")
         self._remove_unused()
+        self._started = time.perf_counter() - float(self._state.get("train_seconds", 0.0))
 
     def _resume(self, metadata: Path) -> None:
         try:
@@ -139,14 +141,16 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
 
     def on_train_end(self, logs=None):
         # after early stopping restored the best weights: the run's final state
-        self._commit(int(self.params.get("epochs") or self._current_epoch), "final.weights.h5")
+        if self._state.get("weights") != "final.weights.h5":  # else resumed after the end: nothing new
+            self._commit(int(self.params.get("epochs") or self._current_epoch), "final.weights.h5")
 
     def _commit(self, epoch: int, name: str) -> None:
         folder = Path(self.backup_dir)
         folder.mkdir(parents=True, exist_ok=True)
         with files.replacing(folder / name) as tmp:
             self.model.save_weights(tmp)
-        state = {"epoch": epoch, "batch": self._last_batch_seen, "weights": name}
+        state = {"epoch": epoch, "batch": self._last_batch_seen, "weights": name,
+                 "train_seconds": round(time.perf_counter() - self._started, 3)}  # of the epochs kept, all processes
         es = self.early_stopping
         if es is not None and es.best is not None:
             state["early_stopping"] = {"wait": es.wait, "best": float(es.best), "best_epoch": es.best_epoch,

@@ -435,7 +435,7 @@ def _read_image(path: Path, shape: list) -> np.ndarray:
 
 
 def predict_file(saved_model: str | os.PathLike, input_path: str | os.PathLike, *, batch_size: int = 256,
-                 signature: str = DEFAULT_SIGNATURE) -> list[dict[str, Any]]:
+                 signature: str = DEFAULT_SIGNATURE, allow_nan: bool = False) -> list[dict[str, Any]]:
     """One dict of named outputs per input example (plus class_name when the
     export's metadata names the classes)."""
     path = resolve_saved_model(saved_model)
@@ -449,6 +449,10 @@ def predict_file(saved_model: str | os.PathLike, input_path: str | os.PathLike, 
         raise ZooError(f"signature {signature!r} takes {len(sig.inputs)} inputs; zoo predict reads one")
     (name, spec), = sig.fn.structured_input_signature[1].items()
     x = read_inputs(input_path, spec)
+    if not allow_nan:
+        from zoo.data.checks import check_inputs
+
+        check_inputs(x, str(input_path))
     class_names = servable.metadata.get("class_names")
     rows: list[dict[str, Any]] = []
     for start in range(0, len(x), max(1, batch_size)):
@@ -485,12 +489,14 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", help="write JSON lines here (default: stdout)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--signature", default=DEFAULT_SIGNATURE)
+    p.add_argument("--allow-nan", action="store_true", help="predict on NaN or infinite inputs instead of refusing")
 
 
 @command("predict", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict offline from an exported SavedModel: one JSON line per example."""
-    rows = predict_file(args.saved_model, args.input, batch_size=args.batch_size, signature=args.signature)
+    rows = predict_file(args.saved_model, args.input, batch_size=args.batch_size, signature=args.signature,
+                        allow_nan=args.allow_nan)
     lines = "".join(json.dumps(r) + "\n" for r in rows)
     if args.output:
         Path(args.output).write_text(lines)

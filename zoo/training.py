@@ -464,6 +464,14 @@ def _run_status(run_dir: Path) -> str | None:
         return "damaged"
 
 
+def _trained_seconds(run_dir: Path) -> float | None:
+    """The training time of the epochs in the backup, counted across resumptions."""
+    try:
+        return float(json.loads((run_dir / "backup" / "training_metadata.json").read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _remove_backup(run_dir: Path) -> None:
     """Remove the backup in one atomic step (a rename), then its files."""
     backup = run_dir / "backup"
@@ -607,6 +615,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
                                                      budgeted=runtime.strategy is None, monitor=monitor_name,
                                                      mode=monitor_mode, restore_best=monitor is not None))
     seconds = time.perf_counter() - started
+    seconds = _trained_seconds(run_dir) or seconds  # a resumed run: the time of its epochs in every process
     history = read_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     _write_json(run_dir / "history.json", history)
     losses = history.get("loss", [])

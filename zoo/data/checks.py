@@ -51,6 +51,16 @@ def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
             raise ZooError(f"{where}: the {what} of example {i}{f' (at {at})' if at else ''} {cause}")
 
 
+def check_inputs(x: np.ndarray, where: str) -> None:
+    """Inputs to predict on: refuse NaN, infinite or float32-overflowing values, to
+    which a model answers with a made-up class or a meaningless number."""
+    bad = nonfinite(x)
+    if bad:
+        (i, *at), cause = bad
+        raise ZooError(f"{where}: the input of example {i}{f' (at {at})' if at else ''} {cause}; the model's answer "
+                       "would be meaningless (--allow-nan predicts anyway)")
+
+
 def check_raw(raw: Any, where: str) -> None:
     """A dataset as read (a zoo.data.sources.Raw), before it is split."""
     check_arrays(raw.x, raw.y, where)
