@@ -260,6 +260,26 @@ def test_stale_temporary_files_of_dead_processes_are_removed(runs_dir, every_epo
     assert not any(p.exists() for p in litter)
 
 
+def test_kill_while_removing_the_backup_leaves_a_finished_run(runs_dir, monkeypatch):
+    """The backup is removed by renaming it away (atomic), then deleting its files."""
+    from types import SimpleNamespace
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(training, "shutil", SimpleNamespace(rmtree=killed))  # killed while deleting the files
+        with pytest.raises(Killed):
+            run(runs_dir, epochs=2)
+    run_dir = runs_dir / "r"
+    (left,) = run_dir.glob(".tmp-*-backup")
+    dead = run_dir / f".tmp-{2 ** 22 + 12345}-backup"  # as the next process sees it: its writer is gone
+    left.rename(dead)
+    with pytest.raises(ZooError, match="holds a finished run"):
+        run(runs_dir, epochs=2)
+    assert not dead.exists() and training.Run.load(run_dir).metrics["status"] == "completed"
+
+
 # --- run files: damaged ones named in one line --------------------------------------
 
 

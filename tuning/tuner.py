@@ -33,6 +33,7 @@ from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import oracle as oracle_module
 from keras_tuner.src.engine import trial as trial_module
 
+from zoo import files
 from zoo.data import Dataset
 from zoo.errors import ZooError
 from zoo.spec import UNSUPERVISED_TASKS, ModelSpec, declare_space, space_values
@@ -55,29 +56,15 @@ FINISHED = ("completed", "stopped", "failed")
 kt_config.DEBUG = False  # one traceback per failure, in sweep.log, not two on the console
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a kill -9 leaves the old file or the new one)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
-    os.replace(tmp, path)
-
-
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
+#: write JSON atomically (a kill -9 leaves the old file or the new one)
+write_json = files.write_json
 
 
 def _atomic_save_json(path, obj):
     """Keras-Tuner's utils.save_json, made atomic so that a sweep killed while it
     writes oracle.json or a trial.json can still be resumed."""
     text = json.dumps(obj)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    files.write_text(path, text)
     return text
 
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,14 +61,17 @@ def _jsonable(o: Any) -> Any:
 
 
 def remove_stale(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files in `folder` left by processes that are gone (a
-    write killed half-way); returns them."""
+    """Remove the temporary files (and folders) in `folder` left by processes that
+    are gone (a write or removal killed half-way); returns them."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     stale = [p for p in folder.iterdir() if (m := TEMP_FILE.match(p.name)) and not process_alive(int(m[1]))]
     for p in stale:
-        p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return stale
 
 

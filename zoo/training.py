@@ -440,6 +440,7 @@ def _prepare_run_dir(run_dir: Path) -> None:
     """Create the run directory; an interrupted run in it resumes (from its backup,
     which train() removes only after every result is written), a finished one is
     never overwritten."""
+    files.remove_stale(run_dir)  # e.g. a backup whose removal was killed half-way
     backup = (run_dir / "backup").exists()
     status = _run_status(run_dir)
     if status == "completed" and not backup:
@@ -450,7 +451,6 @@ def _prepare_run_dir(run_dir: Path) -> None:
     if not backup:  # nothing to resume: start the history afresh
         (run_dir / "history.csv").unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    files.remove_stale(run_dir)
 
 
 def _run_status(run_dir: Path) -> str | None:
