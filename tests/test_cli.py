@@ -56,7 +56,7 @@ def test_train_prints_run_directory_and_metrics(capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["train", "mpl"], "unknown model 'mpl'. Did you mean: mlp"),
     (["info", "mlpp"], "Did you mean: mlp"),
-    (["train", "mlp", "--dataset", "irsi"], "unknown dataset 'irsi' (DatasetNotFoundError). Did you mean: iris"),
+    (["train", "mlp", "--dataset", "irsi"], "unknown dataset 'irsi'. Did you mean: iris"),
     (["train", "mlp", "--set", "depth"], "--set takes key=value"),
     (["train", "mlp", "--set", "depth=two"], "'depth' expects a int"),
     (["train", "mlp", "--dataset", "csv:/no/such.csv"], "does not exist"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.data import load
+from zoo.data import DEFAULT_SPLIT, load
 from zoo.data.sources import BUILTIN
 from zoo.errors import ZooError
 
@@ -18,8 +18,9 @@ def test_builtin_datasets_load_offline(name):
     ds = load(name)
     spec = ds.spec
     n = sum(spec.sizes.values())
-    assert spec.sizes["train"] == pytest.approx(0.8 * n, abs=2)
-    assert spec.sizes["val"] == pytest.approx(0.15 * n, abs=2)
+    train, val, _ = DEFAULT_SPLIT
+    assert spec.sizes["train"] == pytest.approx(train * n, abs=2)
+    assert spec.sizes["val"] == pytest.approx(val * n, abs=2)
     x, y = ds.arrays["train"]
     assert x.shape[1:] == spec.input_shape and np.all(np.isfinite(x))
     if spec.task == "classification":

@@ -35,12 +35,15 @@ def test_json_report(capsys):
     assert any(d["type"] == "CPU" for d in report["devices"])
     assert isinstance(report["xla"]["available"], bool) and report["xla"]["note"]
     assert isinstance(report["mixed_precision"]["mixed_float16"], bool)
-    plugins = {p["model"]: p for p in report["plugins"]}
-    assert set(plugins) == set(registry.names())
-    assert plugins["mlp"] | {"reason": ""} == {"model": "mlp", "distribution": "keras-zoo",
-                                              "version": md.version("keras-zoo"), "entry_point": "zoo.plugins.mlp:mlp",
-                                              "status": "loaded", "reason": ""}
-    assert rc == (0 if all(p["status"] == "loaded" for p in plugins.values()) else 1)
+    plugins = {(p["group"], p["name"]): p for p in report["plugins"]}
+    for group, reg in registry.GROUPS.items():  # every entry point of every group
+        assert {n for g, n in plugins if g == reg.what} == set(reg.names())
+    assert plugins["model", "mlp"] | {"reason": ""} == {
+        "group": "model", "name": "mlp", "model": "mlp", "distribution": "keras-zoo",
+        "version": md.version("keras-zoo"), "entry_point": "zoo.plugins.mlp:mlp", "status": "loaded", "reason": ""}
+    assert plugins["dataset", "iris"]["entry_point"] == "zoo.data.builtin:iris"
+    assert plugins["command", "train"]["status"] == "loaded"
+    assert rc == (0 if all(p["status"] != "broken" for p in plugins.values()) else 1)
 
 
 def test_broken_plugin_is_reported_and_sets_the_exit_status(capsys, broken_plugin):
@@ -51,8 +54,8 @@ def test_broken_plugin_is_reported_and_sets_the_exit_status(capsys, broken_plugi
     assert "No module named 'zoo_ghost_module'" in ghost["reason"]
     rc, text = doctor(capsys)
     assert rc == 1
-    row = next(line.split() for line in text.splitlines() if line.strip().startswith("ghost "))
-    assert row == ["ghost", "zoo-ghost", "0.3", "broken"]
+    row = next(line.split() for line in text.splitlines() if line.strip().startswith("model     ghost "))
+    assert row == ["model", "ghost", "zoo-ghost", "0.3", "broken"]
     assert "ghost: plugin 'ghost' from zoo-ghost 0.3" in text
 
 

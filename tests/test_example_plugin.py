@@ -39,7 +39,8 @@ BROKEN = {
                    ["plugin 'future-net' from zoo-future 3.0", "written for spec API version 2",
                     "Upgrade keras-zoo, or install a release of zoo-future written for spec API version 1"]),
     "mlp": ("zoo-dup", "2.0", "zoo_dup", "from zoo.plugins.mlp import mlp\n",
-            ["model name 'mlp' is registered twice", "zoo-dup 2.0", "keras-zoo", "Uninstall one of them"]),
+            ["model name 'mlp' is registered by 2 distributions", "zoo-dup:mlp", "keras-zoo:mlp",
+             "qualified name"]),
 }
 #: the zoo's own models that the broken plugins leave working (all but the duplicated mlp)
 WORKING_BUILTINS = [n for n in registry.names() if n not in BROKEN]
@@ -103,7 +104,8 @@ def test_zoo_list_shows_the_plugin_without_importing_tensorflow(paths, tmp_path)
     assert set(BROKEN) | {"perceptron"} <= set(rows)  # names come from metadata: listed even when broken
     assert out.stdout.splitlines()[-1] == "imported: []"
     assert errors(out.stderr) == [
-        "warning: model name 'mlp' is registered twice: by zoo-dup 2.0 and by keras-zoo 0.1.0"]
+        "warning: model name 'mlp' is registered by 2 distributions: zoo-dup:mlp and keras-zoo:mlp "
+        "(use the qualified name)"]
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +180,8 @@ def test_zoo_list_long_reports_each_broken_plugin_and_lists_the_rest(paths, tmp_
     out = zoo_cli("list", "--long", path=paths["broken"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     names = [line.split()[0] for line in out.stdout.splitlines()[1:]]
-    assert names == WORKING_BUILTINS
+    assert [n for n in names if ":" not in n] == WORKING_BUILTINS
+    assert {n for n in names if ":" in n} == {"zoo-dup:mlp", "keras-zoo:mlp"}  # both, by qualified name
     warnings = errors(out.stderr)
     assert len(warnings) == len(BROKEN), warnings
     for model, (*_, expected) in BROKEN.items():
@@ -201,7 +204,7 @@ def test_python_api_isolates_broken_plugins(paths, on_path):
         with pytest.raises(PluginError) as info:
             zoo.get_spec(model)
         assert all(part in str(info.value) for part in expected), str(info.value)
-    assert zoo.list_models() == sorted([*WORKING_BUILTINS, "rbf-net"])
+    assert [n for n in zoo.list_models() if ":" not in n] == sorted([*WORKING_BUILTINS, "rbf-net"])
     assert len(registry.problems()) == len(BROKEN)
     assert zoo.build("perceptron", input_shape=(4,), num_classes=3).output_shape == (None, 3)
     assert zoo.get_spec("rbf-net").family == "rbf"

@@ -80,8 +80,11 @@ def test_field_filters_load_specs_without_tensorflow():
 def test_filters():
     assert zoo.list_models("perc*") == ["perceptron"]
     assert "mlp" in zoo.list_models(task="classification")
-    assert zoo.list_models(task="no-such-task") == []
-    assert zoo.list_models(family="mlp", capability="pretraining") == []
+    assert zoo.list_models(family="mlp", capability="pretraining") == []  # known values, no model has both
+    with pytest.raises(ZooError, match="unknown task 'no-such-task'"):
+        zoo.list_models(task="no-such-task")
+    with pytest.raises(ZooError, match="unknown family 'resmpl'. Did you mean: resnet"):
+        zoo.list_models(family="resmpl")
 
 
 def test_unknown_name_suggests():
@@ -102,13 +105,20 @@ def test_broken_plugins_are_isolated(fake_plugins):
     assert zoo.get_spec("fakegood").capabilities == {"pretraining"}
     with pytest.raises(PluginError, match="fakebroken.*fake-plugins 1.0.*a_module_that_does_not_exist"):
         zoo.get_spec("fakebroken")
-    # built-in families may have the capability too (dbn, autoencoders): look at the fake ones only
-    assert [n for n in zoo.list_models(capability="pretraining") if n.startswith("fake")] == ["fakegood"]
+    # built-in families may have the capability too (dbn, autoencoders): look at the fake ones only;
+    # the fake distribution's own "mlp" is listed by its qualified name (the bare name is taken twice)
+    assert [n for n in zoo.list_models(capability="pretraining") if n.startswith("fake")] == [
+        "fakegood", "fake-plugins:mlp"]
 
 
 def test_duplicate_names_name_both_distributions(fake_plugins):
-    with pytest.raises(PluginError, match=r"'mlp' is registered twice") as err:
+    with pytest.raises(PluginError, match=r"'mlp' is registered by 2 distributions") as err:
         zoo.get_spec("mlp")
-    assert "keras-zoo 0.1.0" in str(err.value) and "fake-plugins 1.0" in str(err.value)
+    assert "keras-zoo:mlp (keras-zoo 0.1.0" in str(err.value) and "fake-plugins:mlp (fake-plugins 1.0" in str(err.value)
     assert "mlp" not in zoo.list_models()
-    assert any("twice" in p and "fake-plugins" in p for p in registry.problems())
+    assert any("fake-plugins:mlp" in p for p in registry.problems())
+    # qualified names pick one distribution each: both models stay usable
+    assert zoo.get_spec("keras-zoo:mlp").family == "mlp" and zoo.get_spec("fake-plugins:mlp").family == "fake"
+    assert zoo.get_spec("Fake_Plugins:mlp").family == "fake"  # distribution names compare as pip compares them
+    with pytest.raises(ZooError, match=r"no model 'mlp' from a distribution 'nope'; installed: .*keras-zoo:mlp"):
+        zoo.get_spec("nope:mlp")

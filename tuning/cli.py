@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.cli import add_data_arguments, add_hp_arguments, command, data_options, hp_options, parse_sets
+from zoo.commands import add_data_arguments, add_hp_arguments, command, data_options, hp_options, parse_sets
 from zoo.errors import ZooError
 
 

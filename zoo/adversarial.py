@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from zoo.commands import command
 from zoo.errors import ZooError
 
 ATTACKS = ("fgsm", "pgd")
@@ -557,10 +558,4 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_commands() -> None:
-    from zoo.cli import command
-
-    command("attack", _attack_args)(cmd_attack)
-
-
-_register_commands()
+command("attack", _attack_args)(cmd_attack)  # the `zoo.commands` entry point names cmd_attack

@@ -273,3 +273,46 @@ class BudgetedCheckpoint(_Budgeted, AtomicCheckpoint):
     writing at the last planned epoch: the file holds the best of the epochs written."""
 
     write_last_epoch = True
+
+
+# --- callback plugins (zoo train --callback NAME[:key=value,...]) --------------------------------
+
+
+def from_plugins(specs) -> list:
+    """Keras callbacks from `zoo.callbacks` plugins: "NAME" or "NAME:key=value,key=value"
+    (values parsed as JSON when they can be: numbers, true/false). A plugin is a
+    Keras callback class or a function returning a callback."""
+    from zoo import registry
+
+    out = []
+    for spec in specs:
+        name, _, rest = str(spec).partition(":")
+        if "=" in name:  # a qualified DIST:NAME with options: keras-zoo:reduce-lr-on-plateau:patience=2
+            name, rest = "", spec
+        options = {}
+        for pair in filter(None, rest.split(",")):
+            key, eq, value = pair.partition("=")
+            if not eq:
+                raise ZooError(f"--callback {spec!r}: options are key=value, separated by commas")
+            try:
+                options[key.strip()] = json.loads(value)
+            except ValueError:
+                options[key.strip()] = value
+        factory = registry.callbacks.get(name)
+        try:
+            callback = factory(**options)
+        except TypeError as exc:
+            raise ZooError(f"callback {name!r} does not take these options: {exc}") from None
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise ZooError(f"callback plugin {name!r} gave a {type(callback).__name__}, not a keras.callbacks.Callback")
+        out.append(callback)
+    return out
+
+
+# --- built-in callback plugins ------------------------------------------------------------------
+
+
+def reduce_lr_on_plateau(monitor: str = "val_loss", factor: float = 0.5, patience: int = 3, min_lr: float = 1e-6):
+    """Keras's ReduceLROnPlateau: halve the learning rate when `monitor` stops improving."""
+    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=float(factor), patience=int(patience),
+                                             min_lr=float(min_lr), verbose=1)

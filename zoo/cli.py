@@ -1,5 +1,7 @@
-"""The `zoo` command. Each command imports what it needs when it runs, so
-`zoo list` never imports TensorFlow.
+"""The `zoo` command. Its sub-commands come from the `zoo.commands` entry points
+(the built-in ones declared in pyproject.toml like any plugin's); only the one
+being run is imported, so `zoo list` never imports TensorFlow and a broken
+command plugin leaves the others working.
 
 User errors (ZooError) print one line on stderr and exit with status 2.
 """
@@ -10,30 +12,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from zoo import scale
-from zoo.errors import ZooError
+from zoo.commands import add_data_arguments, add_hp_arguments, command, data_options, hp_options, parse_sets
+from zoo.commands import table as _table
+from zoo.errors import PluginError, ZooError
 
-#: extra sub-commands added by other modules: name -> (add_arguments, run)
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = {}
-
-
-def command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register `fn(args)` as sub-command `name` (used by this module's commands)."""
-    def register(fn):
-        COMMANDS[name] = (add_arguments, fn)
-        return fn
-    return register
-
-
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    rows = [list(map(str, r)) for r in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+__all__ = ["main", "parser", "command", "add_data_arguments", "add_hp_arguments", "data_options", "hp_options",
+           "parse_sets"]
 
 
 # --- list ------------------------------------------------------------------------
@@ -49,24 +37,29 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 
 @command("list", _list_args)
 def cmd_list(args: argparse.Namespace) -> int:
-    """List registered models (names come from entry points; nothing is imported
-    unless --long or a field filter asks for the specs)."""
+    """List registered models (from entry points; specs imported only for --long or a filter)."""
     from zoo import registry
 
     filters = {"task": args.task, "family": args.family, "capability": args.capability}
     found = registry.entries()
+    duplicates = [p for p in registry.problems() if "distributions" in p]
     if args.long or any(filters.values()):
-        specs, broken = registry.load_all(args.pattern)
+        _, broken = registry.load_all(args.pattern)
         keep = set(registry.list_models(args.pattern, **filters))
-        rows = [(s.name, s.family, ",".join(s.tasks), ",".join(sorted(s.all_capabilities)) or "-",
-                 found[s.name][0].dist, s.summary) for s in specs if s.name in keep]
+        rows = []
+        for name in registry.names(args.pattern):
+            for entry in found[name]:  # a name two distributions register: each by its qualified name
+                label = name if len(found[name]) == 1 else entry.qualified
+                if label in keep:
+                    s = registry.get_spec(label)
+                    rows.append((label, s.family, ",".join(s.tasks), ",".join(sorted(s.all_capabilities)) or "-",
+                                 entry.dist, s.summary))
         print(_table(rows, ("name", "family", "tasks", "capabilities", "from", "summary")))
-        duplicates = []  # load_all reports them among the broken
     else:
         rows = [(n, ", ".join(e.dist for e in found[n]), ", ".join(e.version for e in found[n]))
                 for n in registry.names(args.pattern)]
         print(_table(rows, ("name", "from", "version")))
-        broken, duplicates = [], [p for p in registry.problems() if "twice" in p]
+        broken = []
     for problem in [str(b) for b in broken] + duplicates:
         print(f"warning: {problem}", file=sys.stderr)
     return 0
@@ -105,14 +98,15 @@ def _run_info(run_dir: str, as_json: bool) -> int:
 
 @command("info", _info_args)
 def cmd_info(args: argparse.Namespace) -> int:
-    """A model's spec, defaults, search space and parameter count at defaults; or,
-    given a run directory, what the run's model takes and how it did."""
+    """A model's spec, defaults, search space, parameter count and origin; or a run directory's model and figures."""
     from zoo import registry
 
     if os.path.isfile(os.path.join(args.model, "config.json")):
         return _run_info(args.model, args.json)
     spec = registry.get_spec(args.model)
     info = spec.describe()
+    origin = registry.models.origin(args.model)
+    info["from"] = f"{origin['distribution']} {origin['version']} ({origin['entry_point']})"
     dataset = args.dataset or spec.default_dataset
     if dataset:
         from zoo.data import load
@@ -128,7 +122,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     for key in ("name", "family", "summary", "tasks", "input_ranks", "capabilities", "default_dataset", "reference",
-                "api_version"):
+                "api_version", "from"):
         print(f"{key:16} {info[key]}")
     if "parameters" in info:
         p = info["parameters"]
@@ -151,63 +145,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     """Datasets by name and URI scheme."""
     from zoo.data import catalog
 
-    print(_table(catalog(), ("name", "task", "description")))
+    print(_table(catalog(), ("name", "task", "description", "from")))
     return 0
 
 
 # --- train -----------------------------------------------------------------------
-
-
-def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
-    """--set key=value pairs into a dict (values parsed later by the spec)."""
-    out = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise ZooError(f"--set takes key=value, got {pair!r}")
-        out[key.strip()] = value
-    return out
-
-
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", "-d", help="name or URI (csv:PATH, npz:PATH, images:DIR); default: the model's")
-    p.add_argument("--data-dir", help="local data directory (default $ZOO_DATA_DIR or ~/.zoo/data)")
-    p.add_argument("--target", help="csv: the label column (default: the last)")
-    p.add_argument("--split", help="train,val,test fractions, e.g. 0.8,0.15,0.05")
-    p.add_argument("--limit", type=int, help="use at most this many training examples")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def data_options(args: argparse.Namespace) -> dict:
-    """train()/tune() keyword arguments from the data arguments."""
-    split = None
-    if args.split:
-        try:
-            split = tuple(float(v) for v in args.split.split(","))
-        except ValueError:
-            raise ZooError(f"--split takes three fractions like 0.8,0.15,0.05, got {args.split!r}") from None
-    options = {"seed": args.seed, "data_dir": args.data_dir, "split": split, "limit": args.limit}
-    if args.target:
-        options["dataset_options"] = {"target": args.target}
-    return options
-
-
-def add_hp_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any hyperparameter, e.g. --set depth=3 --set activation=tanh")
-
-
-def hp_options(args: argparse.Namespace) -> dict:
-    hp = parse_sets(args.set)
-    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("optimizer", args.optimizer),
-                       ("learning_rate", args.lr)):
-        if value is not None:
-            hp[key] = value
-    return hp
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -224,6 +166,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="start from this run's (or .keras file's) layers: transfer learning")
     p.add_argument("--freeze", metavar="N|all-but-head",
                    help="with --from: keep the first N weight layers, or all but the head, fixed")
+    p.add_argument("--callback", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                   help="add a Keras callback from a zoo.callbacks plugin, e.g. reduce-lr-on-plateau:patience=2")
     from zoo.adversarial import add_train_arguments
 
     add_train_arguments(p)
@@ -238,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.freeze and not args.from_run:
         raise ZooError("--freeze needs --from RUN_DIR (the run whose layers to reuse)")
-    run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name,
+    run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name, callbacks=args.callback,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else ("auto" if sys.stdout.isatty() else 2),
                 augment=args.augment, from_run=args.from_run, freeze=args.freeze,
                 **data_options(args), **hp_options(args), **train_options(args), **scale.options(args))
@@ -392,25 +336,37 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------
 
 
-def _load_extension_commands() -> None:
-    """Commands that live beside the core (export, serve, ...), when present."""
-    import importlib
+def _commands(argv: Sequence[str]) -> dict:
+    """The commands to build a parser for: only the one named in `argv` when it is
+    registered, else all of them (for --help and for a misspelt name)."""
+    from zoo import registry
 
-    for module in ("zoo.export", "zoo.serve", "zoo.doctor", "zoo.tuning.cli", "zoo.adversarial"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    names = registry.commands.names()
+    if wanted is not None and (wanted in names or ":" in wanted):
+        return {wanted: registry.commands.get(wanted)}
+    if wanted is not None:
+        raise ZooError(f"unknown command {wanted!r}." + _did_you_mean(wanted, names)
+                       + " Run `zoo --help` to see them all.")
+    loaded, broken = registry.commands.load_all()
+    for problem in broken:
+        print(f"warning: {problem}", file=sys.stderr)
+    return {c.name: c for c in loaded}
 
 
-def parser() -> argparse.ArgumentParser:
+def _did_you_mean(name: str, known) -> str:
+    from zoo.errors import did_you_mean
+
+    return did_you_mean(name, known)
+
+
+def parser(commands: dict | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo: list, train, tune, export and serve.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (add_arguments, fn) in COMMANDS.items():
-        sp = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0], description=fn.__doc__)
-        add_arguments(sp)
-        sp.set_defaults(run=fn)
+    for name, cmd in sorted((commands if commands is not None else _commands([])).items()):
+        sp = sub.add_parser(name, help=cmd.help.splitlines()[0] if cmd.help else "", description=cmd.help)
+        cmd.add_arguments(sp)
+        sp.set_defaults(run=cmd.run)
     return p
 
 
@@ -419,8 +375,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args_in = list(sys.argv[1:] if argv is None else argv)
     quiet.install(verbose=int(any(a in ("-v", "-vv", "--verbose") for a in args_in)))
-    _load_extension_commands()
-    args = parser().parse_args(argv)
+    try:
+        commands = _commands(args_in)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser(commands).parse_args(args_in)
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit

@@ -15,7 +15,8 @@ import json
 import platform
 from typing import Any
 
-from zoo.cli import _table, command
+from zoo.commands import command
+from zoo.commands import table as _table
 
 PACKAGES = ("keras-zoo", "tensorflow", "keras", "keras-tuner", "tensorflow-datasets", "numpy")
 
@@ -82,20 +83,24 @@ def xla() -> dict[str, Any]:
 
 
 def plugins() -> list[dict[str, Any]]:
-    """Every `zoo.models` entry point: loaded, broken (with the reason) or a conflict."""
+    """Every entry point of every plugin group (models, datasets, commands,
+    callbacks): loaded, broken (with the reason) or a conflict (two distributions)."""
     from zoo import registry
     from zoo.errors import PluginError
 
     rows = []
-    for name, found in sorted(registry.entries().items()):
-        for entry in found:
-            row = {"model": name, "distribution": entry.dist, "version": entry.version, "entry_point": entry.value}
-            try:
-                registry.get_spec(name)
-                row.update(status="loaded", reason="")
-            except PluginError as exc:
-                row.update(status="conflict" if len(found) > 1 else "broken", reason=str(exc))
-            rows.append(row)
+    for group, reg in registry.GROUPS.items():
+        for name, found in sorted(reg.entries().items()):
+            for entry in found:
+                row = {"group": reg.what, "name": name, "model": name, "distribution": entry.dist,
+                       "version": entry.version, "entry_point": entry.value}
+                try:
+                    reg.get(entry.qualified)
+                    row.update(status="conflict" if len(found) > 1 else "loaded",
+                               reason=f"use {entry.qualified}" if len(found) > 1 else "")
+                except PluginError as exc:
+                    row.update(status="broken", reason=str(exc))
+                rows.append(row)
     return rows
 
 
@@ -123,7 +128,7 @@ def _doctor_args(p: argparse.ArgumentParser) -> None:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Versions, devices, mixed precision / XLA support and plugin health (exit 1 if a plugin is broken)."""
     report = diagnose(args.export_root)
-    unhealthy = [p for p in report["plugins"] if p["status"] != "loaded"]
+    unhealthy = [p for p in report["plugins"] if p["status"] == "broken"]
     if args.json:
         print(json.dumps(report, indent=2))
         return 1 if unhealthy else 0
@@ -143,10 +148,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"  {'mixed_bfloat16':22} {'yes' if mp['mixed_bfloat16'] else 'no'}: {mp['mixed_bfloat16_note']}")
     print(f"  {'XLA':22} {'yes' if x['available'] else 'no'}: {x['note']}")
     print("plugins")
-    rows = [(p["model"], p["distribution"], p["version"], p["status"]) for p in report["plugins"]]
-    print("\n".join("  " + line for line in _table(rows, ("model", "distribution", "version", "status")).splitlines()))
-    for model, reason in dict.fromkeys((p["model"], p["reason"]) for p in unhealthy):
-        print(f"  {model}: {reason}")
+    rows = [(p["group"], p["name"], p["distribution"], p["version"], p["status"]) for p in report["plugins"]]
+    print("\n".join("  " + line for line in _table(rows, ("kind", "name", "distribution", "version",
+                                                            "status")).splitlines()))
+    for name, reason in dict.fromkeys((p["name"], p["reason"]) for p in report["plugins"] if p["reason"]):
+        print(f"  {name}: {reason}")
     if report["stale_exports"]:
         print("stale exports (left by killed exports; the next `zoo export` of the model removes them)")
         for path in report["stale_exports"]:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.cli import command
+from zoo.commands import command
 from zoo.errors import ZooError
 from zoo.spec import DataSpec
 
@@ -727,6 +727,7 @@ def export_run(run: Any, *, name: str | None = None, version: int | None = None,
         "run_dir": str(run.dir),
         "versions": _versions(),
         "trained_with": config.get("versions", {}),
+        "provenance": config.get("provenance"),  # the distributions that supplied the model and its data
     }
     return export_model(run.model, data_spec, task, name=name or config["model"], version=version, out=out,
                         overwrite=overwrite, formats=formats, metadata=metadata, examples=examples)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.cli import command
+from zoo.commands import command
 from zoo.errors import ZooError
 from zoo.serve_repository import LABELS_FILE, Policy, Repository, Servable, describe, version_dirs  # noqa: F401
 from zoo.serve_status import Code, ServingError  # noqa: F401

@@ -479,6 +479,47 @@ class PluginSpecInvalid(ZooError):
     """A ModelSpec constructed with invalid fields."""
 
 
+# --- the other plugin kinds: datasets and commands -------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset plugin (entry-point group `zoo.datasets`): a name, or a URI scheme
+    when `scheme` is true (`NAME:REST`, like the built-in csv: and npz:).
+
+    `read(**options)` (or `read(rest, **options)` for a scheme) returns a
+    zoo.data.Raw: the examples as arrays (x, y), the task, the input kind
+    (tabular, image, sequence, text), class names, an official test split if
+    there is one. The core splits, preprocesses and describes them (DataSpec),
+    as for every built-in dataset. `options` are the data options the caller
+    gave (target, task, image_size, ...); take the ones you know with **kwargs."""
+
+    name: str
+    summary: str
+    read: Callable[..., Any]
+    task: str = "classification"  # what its examples are for, shown by `zoo datasets`
+    scheme: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise PluginSpecInvalid(f"dataset name {self.name!r} must be lowercase letters, digits, '_', '-' or '.'")
+        if not callable(self.read):
+            raise PluginSpecInvalid(f"dataset {self.name!r}: read must be callable")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `zoo` sub-command (entry-point group `zoo.commands`): `add_arguments(parser)`
+    declares its arguments on an argparse parser, `run(args)` does the work and
+    returns an exit status (None is 0); the first line of `help` is its summary
+    in `zoo --help`. A ZooError raised by `run` prints as one line, exit 2."""
+
+    name: str
+    add_arguments: Callable[[Any], None]
+    run: Callable[[Any], int | None]
+    help: str = ""
+
+
 #: hyperparameters whose default "auto" stands for a number chosen at training time
 NUMBER_OR_AUTO = ("learning_rate",)
 

@@ -371,6 +371,38 @@ def _run_dir(runs_dir: str | Path, model: str, dataset: str, run_name: str | Non
     return d
 
 
+def provenance(spec: ModelSpec, *, dataset_name: str | None = None, callbacks: Sequence[str] = ()) -> dict[str, Any]:
+    """Which distribution (and version) supplied the model, the dataset and the
+    callbacks of a run: its config.json and its export say so."""
+    from zoo import registry
+    from zoo.data import source
+
+    def origin(reg, name):
+        try:
+            return reg.origin(name)
+        except ZooError:  # a spec or dataset object given directly, not through a plugin
+            return {"name": name, "distribution": None}
+
+    out = {"model": origin(registry.models, spec.name)}
+    if dataset_name:
+        try:
+            found, _ = source(dataset_name)
+        except ZooError:
+            found = None
+        out["dataset"] = origin(registry.datasets, found.name) if found is not None else {
+            "name": dataset_name, "distribution": "tensorflow-datasets or the data directory"}
+    if callbacks:
+        out["callbacks"] = [origin(registry.callbacks, c.split(":")[0]) for c in callbacks]
+    return out
+
+
+def has_own_train_step(model) -> bool:
+    """Whether a Keras model overrides the train_step Keras gives every model."""
+    import keras
+
+    return type(model).train_step is not keras.Model.train_step
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -561,6 +593,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         check_dataset(dataset or spec.default_dataset or "", data_dir)  # before TensorFlow: seconds sooner
     runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
     set_seed(seed, deterministic=runtime.deterministic)
+    plugin_callbacks = [c for c in callbacks if isinstance(c, str)]  # zoo.callbacks plugins by name
+    if plugin_callbacks:
+        from zoo.callbacks import from_plugins
+
+        callbacks = [c for c in callbacks if not isinstance(c, str)] + from_plugins(plugin_callbacks)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
         if name is None:
@@ -580,6 +617,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         if adversarial:  # fit a wrapper whose train_step adds adversarial examples; save the classifier
             from zoo import adversarial as adv
 
+            if has_own_train_step(keras_model) and "adversarial" not in spec.capabilities:
+                raise ZooError(f"model {spec.name!r} trains with its own train_step, which adversarial training "
+                               "would replace (silently dropping what it does); its spec must declare the "
+                               "'adversarial' capability to say its train_step composes with it")
+
             fit_model, attack = adv.wrap(keras_model, adversarial, data_spec, task, seed)
         runtime.check_model(spec, fit_model)
         compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
@@ -596,6 +638,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
               "split": list(split) if split else None, "limit": limit, "hyperparameters": hp,
               "data_spec": data_spec.to_json(), "versions": versions(), **runtime.to_config(),
               **({"adversarial": attack.to_json()} if attack else {}),
+              "provenance": provenance(spec, dataset_name=data_spec.name, callbacks=plugin_callbacks),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if augment:
         config["augment"] = [f"{n}={v}" for n, v in parse_augment(augment)]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from zoo.data import checks, sequences, sources
-from zoo.data.sources import BUILTIN, Raw
+from zoo.data.sources import Raw
 from zoo.errors import ZooError
 from zoo.spec import DataSpec
 
@@ -28,16 +28,6 @@ from zoo.spec import DataSpec
 #: split (iris: 8 examples) cannot tell 0.6 from 0.9; 15% gives iris 23 and digits 270.
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 URI_SCHEMES = ("csv", "npz", "images", "series")
-BUILTIN["sines"] = (sequences.sines, "regression",
-                    "noisy multi-frequency signal, windows of 48 steps -> next value (forecasting, offline)")
-
-#: datasets read by TFDS (or from their original files in the data directory)
-TFDS_KNOWN = {
-    "mnist": "handwritten digits 28x28, 10 classes (TFDS, or IDX files in the data dir)",
-    "fashion_mnist": "Zalando clothes 28x28, 10 classes (TFDS, or IDX files in the data dir)",
-    "cifar10": "32x32 colour images, 10 classes (TFDS, or the python batches in the data dir)",
-    "imdb_reviews": "movie reviews, positive/negative text (TFDS)",
-}
 
 
 @dataclass
@@ -151,6 +141,8 @@ def check(name: str, data_dir: str | os.PathLike | None = None) -> None:
     imported (TensorFlow takes seconds): an unknown scheme, a missing file or
     folder, a name no source knows (with a suggestion). What passes may still fail
     later for reasons only reading shows (a corrupt file, no network)."""
+    from zoo import registry
+
     scheme, _, rest = name.partition(":")
     if rest and scheme in URI_SCHEMES:
         path = rest.split("?", 1)[0]
@@ -158,16 +150,14 @@ def check(name: str, data_dir: str | os.PathLike | None = None) -> None:
         if not (scheme == "series" and path == "sines"):
             sources._existing(path, what)
         return
-    if rest and len(scheme) > 1:
-        raise ZooError(f"unknown dataset scheme {scheme!r}; use one of {', '.join(s + ':' for s in URI_SCHEMES)}")
-    key = sources.ALIASES.get(name, name)
+    found, key = source(name)  # a plugin's scheme, or DIST:NAME, or an unknown scheme (refused here)
     root = sources.data_dir(data_dir)
-    if key in BUILTIN or key in TFDS_KNOWN or (root / key).exists() or (root / f"{key}.npz").exists():
+    if found is not None or (root / key).exists() or (root / f"{key}.npz").exists():
         return
     if key not in _tfds_names():
         from zoo.errors import did_you_mean
 
-        known = [*BUILTIN, *TFDS_KNOWN, *sources.ALIASES]
+        known = [*registry.datasets.names(), *sources.ALIASES]
         raise ZooError(f"unknown dataset {name!r}." + did_you_mean(name, known) + " Run `zoo datasets` to see the "
                        "known ones; files are csv:PATH, npz:PATH, images:DIR or series:PATH.csv")
 
@@ -199,42 +189,68 @@ def _tfds_names() -> set[str]:
     return names
 
 
-def catalog() -> list[tuple[str, str, str]]:
-    """(name, task, description) of every named dataset, for `zoo datasets`."""
-    rows = [(name, task, desc) for name, (_, task, desc) in BUILTIN.items()]
-    rows += [(name, "classification", desc) for name, desc in TFDS_KNOWN.items()]
-    rows += [("csv:PATH", "classification/regression", "CSV with a header; --target names the label column"),
-             ("npz:PATH", "classification/regression", "arrays x, y (or x_train, y_train, x_test, y_test)"),
-             ("images:DIR", "classification", "one sub-folder of images per class"),
-             ("series:PATH.csv?column=NAME", "regression", "sliding windows over a time series; options window, "
-              "horizon, stride, targets=last|sequence (series:sines?... for the built-in signal)"),
-             ("<any TFDS name>", "as TFDS says", "downloaded into the data dir when online")]
+def catalog() -> list[tuple[str, str, str, str]]:
+    """(name, task, description, from) of every dataset plugin (the built-ins
+    included), for `zoo datasets`; broken plugins are reported by the registry."""
+    from zoo import registry
+
+    rows = []
+    found = registry.datasets.entries()
+    loaded, _ = registry.datasets.load_all()
+    for src in sorted(loaded, key=lambda d: (d.scheme, d.name)):
+        dists = found.get(src.name, [])
+        origin = ", ".join(e.origin for e in dists)
+        rows.append((f"{src.name}:..." if src.scheme else src.name, src.task, src.summary, origin))
+    rows.append(("<any TFDS name>", "as TFDS says", "downloaded into the data dir when online", "tensorflow-datasets"))
     return rows
+
+
+def source(name: str):
+    """The dataset plugin (zoo.spec.DatasetSource) a name or URI means, with the
+    rest of a URI: (source, rest); (None, name) for a name only TFDS may know."""
+    from zoo import registry
+
+    scheme, sep, rest = name.partition(":")
+    known = registry.datasets.names()
+    if sep and rest and scheme in known:
+        found = registry.datasets.get(scheme)
+        if found.scheme:
+            return found, rest
+    if sep and rest and len(scheme) > 1:
+        try:  # DIST:NAME, a dataset by its distribution
+            found = registry.datasets.get(name)
+        except ZooError:
+            schemes = [n for n in known if registry.datasets.get(n).scheme]
+            raise ZooError(f"unknown dataset scheme {scheme!r}; use one of {', '.join(s + ':' for s in schemes)}, "
+                           "or DIST:NAME for a dataset plugin") from None
+        return found, ""
+    key = sources.ALIASES.get(name, name)
+    if key in known:
+        found = registry.datasets.get(key)
+        if found.scheme:
+            raise ZooError(f"{key!r} is a scheme: give it a path, e.g. {key}:PATH")
+        return found, ""
+    return None, key
 
 
 def read(name: str, *, data_dir: str | os.PathLike | None = None, target: str | None = None,
          task: str | None = None, image_size: tuple[int, int] = (64, 64), color_mode: str = "rgb",
          download: bool = True) -> Raw:
-    """The raw examples of a dataset name or URI, before splitting."""
-    scheme, _, rest = name.partition(":")
-    if rest and scheme in URI_SCHEMES:
-        if scheme == "csv":
-            return sources.read_csv(rest, target=target, task=task)
-        if scheme == "series":
-            return sequences.read_series(rest, target=target)
-        if scheme == "npz":
-            return sources.read_npz(rest, task=task)
-        return sources.read_image_folder(rest, image_size=image_size, color_mode=color_mode)
-    if rest and len(scheme) > 1:
-        raise ZooError(f"unknown dataset scheme {scheme!r}; use one of {', '.join(s + ':' for s in URI_SCHEMES)}")
-    key = sources.ALIASES.get(name, name)
-    if key in BUILTIN:
-        return BUILTIN[key][0]()
-    root = sources.data_dir(data_dir)
-    local = sources.read_local(key, root)
-    if local is not None:
-        return local
-    return sources.read_tfds(key, root, download=download)
+    """The raw examples of a dataset name or URI, before splitting: a dataset
+    plugin (`zoo.datasets`, the built-ins included) or, for any other name,
+    its files in the data directory, else TensorFlow Datasets."""
+    found, rest = source(name)
+    options = {"data_dir": data_dir, "target": target, "task": task, "image_size": image_size,
+               "color_mode": color_mode, "download": download}
+    if found is None:
+        root = sources.data_dir(data_dir)
+        local = sources.read_local(rest, root)
+        return local if local is not None else sources.read_tfds(rest, root, download=download)
+    raw = found.read(rest, **options) if found.scheme else found.read(**options)
+    if not isinstance(raw, Raw):
+        raise ZooError(f"dataset {name!r} gave a {type(raw).__name__}, not a zoo.data.Raw; its plugin must return "
+                       "Raw(x, y, task, input_kind, ...)")
+    return raw
 
 
 def load(name: str, *, batch_size: int = 32, split: tuple[float, float, float] | None = None, seed: int = 0,
