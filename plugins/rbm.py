@@ -115,7 +115,7 @@ def _rbm_spec(name: str, overrides: dict, summary: str) -> ModelSpec:
                      defaults={**RBM_DEFAULTS, **overrides}, search_space=RBM_SEARCH_SPACE, input_ranks=None,
                      capabilities=frozenset({"unsupervised", "generative"}), default_dataset="digits",
                      reference="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD); Hinton 2010 (practical guide)",
-                     pretrain=rbm_pretrain, compile_args=rbm_compile_args,
+                     pretrain=rbm_pretrain, compile_args=rbm_compile_args, own_train_step=True,  # CD-k
                      keras_modules=("zoo.plugins.rbm_layers",))
 
 

@@ -18,5 +18,9 @@ _HEAVY = {"marks": {check: pytest.mark.slow for check in ("train_step", "export"
 #: The deepest ResNets repeat resnet50's / resnet56's code at 2-3x the cost: their training
 #: step and export run with `-m slow`.
 OVERRIDES: dict[str, dict] = {"resnet101": _HEAVY, "resnet152": _HEAVY, "resnet110": _HEAVY}
+#: the fresh-process reload (a Python and TensorFlow start-up each, ~7 s) runs in the fast suite for
+#: one model of each family with classes of its own; the others with `-m slow`
+for _name in ("mlp", "rbm", "lenet5", "lstm", "autoencoder-rbm"):
+    OVERRIDES.setdefault(_name, {}).setdefault("marks", {})["reload"] = ()
 
-test_conformance = conformance_tests(*zoo.list_models(), overrides=OVERRIDES)
+test_conformance = conformance_tests(*zoo.list_models(), overrides=OVERRIDES, marks={"reload": pytest.mark.slow})

@@ -26,7 +26,7 @@ def _dense(hp, data_spec, *, units=None, scale=None, kernel=None):
     if scale is not None:
         x = keras.layers.Rescaling(scale, name="scale")(x)
     if units is not None:
-        return keras.Model(inputs, keras.layers.Dense(units, name="output")(x))
+        return keras.Model(inputs, keras.layers.Dense(units, activation="softmax", name="output")(x))
     return keras.Model(inputs, output_head(x, data_spec))
 
 
@@ -66,6 +66,33 @@ def own_train_step(hp, data_spec):
     return OwnStep(plain.inputs, plain.outputs)
 
 
+def compiled(hp, data_spec):
+    model = _dense(hp, data_spec)
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def logits(hp, data_spec):
+    """A classifier without its output activation, hidden behind a last layer that is not Dense."""
+    import keras
+
+    inputs = keras.Input(shape=data_spec.input_shape, name="features")
+    x = keras.layers.Dense(data_spec.output_units, name="scores")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Rescaling(1.0, name="output")(x))
+
+
+def unregistered(hp, data_spec):
+    """A custom layer Keras cannot find when the model is reloaded elsewhere."""
+    import keras
+
+    class Doubling(keras.layers.Layer):  # not registered with keras.saving.register_keras_serializable
+        def call(self, x):
+            return 2.0 * x
+
+    model = _dense(hp, data_spec)
+    return keras.Model(model.inputs, Doubling(name="doubling")(model.outputs[0]))
+
+
 def refuses(hp, data_spec):
     raise ValueError("this model needs at least 64x64 images")
 
@@ -94,7 +121,7 @@ def test_good_model_passes_for_regression_and_on_images():
 
 
 def test_a_plugins_own_train_step_runs_traced():
-    check(spec("ownstep", own_train_step), "train_step")
+    check(spec("ownstep", own_train_step, own_train_step=True), "train_step")
 
 
 def test_wrong_output_shape_names_model_check_and_shapes():
@@ -114,7 +141,7 @@ def test_a_step_that_changes_no_weight_fails():
 
 def test_build_errors_say_which_check():
     assert failure(spec("refuses", refuses), "build_default").startswith(
-        "conformance[refuses] build_default: ZooError: model 'refuses' cannot be built")
+        "conformance[refuses] build_default: model 'refuses' cannot be built")
     assert "64x64" in failure(spec("refuses", refuses), "build_sampled")
 
 
@@ -173,7 +200,7 @@ def test_example_hyperparameters_are_used():
         return good(hp, data_spec)
 
     check(spec("small", build, example_hyperparameters={"units": 3}), "forward")
-    assert seen == [3]
+    assert seen == [3, 3]  # built once per declared task (classification, regression)
 
 
 def flat_reconstruction(hp, data_spec):
@@ -224,3 +251,49 @@ def test_conformance_tests_parametrises_models_by_checks():
 
 # the one-line use a third party writes, on a spec object
 test_one_liner = conformance_tests(spec("oneliner"), checks=("spec", "forward", "train_step"))
+
+
+# --- the rules a plugin author most often breaks, each caught with its fix -------------------------
+
+
+def test_a_compiled_build_is_refused_with_the_fix():
+    msg = failure(spec("compiled", compiled), "build_default")
+    assert "build returned a compiled model" in msg and "remove model.compile" in msg
+
+
+def test_a_classifier_must_output_probabilities():
+    msg = failure(spec("logits", logits, tasks=("classification",)), "forward")
+    assert "outputs must be probabilities" in msg and "softmax" in msg
+
+
+def test_every_declared_task_is_checked():
+    """A build that only works for classification fails as a regression model too."""
+    def classifier_only(hp, data_spec):
+        import keras
+
+        inputs = keras.Input(shape=data_spec.input_shape)
+        x = keras.layers.Flatten()(inputs)
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="output")(x))
+
+    msg = failure(spec("both", classifier_only), "forward")
+    assert "(as a regression model)" in msg and "output shape (8, 3) != declared (8, 2)" in msg
+
+
+def test_an_unregistered_custom_layer_fails_the_reload_with_the_decorator_to_add():
+    msg = failure(spec("unregistered", unregistered, tasks=("classification",)), "reload")
+    assert "does not load in a fresh process" in msg and "register_keras_serializable" in msg
+    assert "Doubling" in msg
+
+
+def test_an_undeclared_own_train_step_is_named():
+    msg = failure(spec("undeclared", own_train_step, tasks=("classification",)), "train_step")
+    assert "declare own_train_step=True" in msg
+
+
+def test_a_plugin_that_fails_to_load_is_reported_once():
+    from zoo.testing import run_checks
+
+    results = run_checks("no-such-model-anywhere")
+    failures = [r for r in results.values() if r and not r.startswith("skipped")]
+    assert len(failures) == 1 and "no-such-model-anywhere" in failures[0]
+    assert all(r.startswith("skipped") for name, r in results.items() if r not in failures)

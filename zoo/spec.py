@@ -365,6 +365,10 @@ class ModelSpec:
     #: optional: modules holding Keras classes a saved model needs, imported before loading
     #: (lets a spec module keep Keras out of its own imports)
     keras_modules: tuple[str, ...] = ()
+    #: the model trains with its own keras.Model.train_step (mixup, CD-k, ...): the core
+    #: then gives it no implied capability that would replace that step (adversarial
+    #: training), unless the spec declares the capability itself (its step composes)
+    own_train_step: bool = False
     #: optional: a small input shape (one example) for conformance tests and smoke
     #: runs, for models whose default input is large or unusual (e.g. 224x224x3)
     example_input_shape: tuple[int, ...] | None = None
@@ -423,7 +427,11 @@ class ModelSpec:
 
     @property
     def all_capabilities(self) -> frozenset[str]:
-        """The declared capabilities plus those the core gives its tasks (IMPLIED_CAPABILITIES)."""
+        """The declared capabilities plus those the core gives its tasks
+        (IMPLIED_CAPABILITIES); none implied for a model with its own train_step,
+        which those capabilities would replace."""
+        if self.own_train_step:
+            return self.capabilities
         return self.capabilities.union(*(IMPLIED_CAPABILITIES.get(t, ()) for t in self.tasks))
 
     def hyperparameters(self) -> dict[str, Any]:

@@ -188,13 +188,23 @@ class Run:
             path = d / "model.keras"
             try:
                 model = keras.saving.load_model(path)
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
                 if not path.is_file():
                     raise ZooError(f"{str(d)!r} is not a finished run directory (missing model.keras)") from None
                 if not zipfile.is_zipfile(path):  # Keras says "File not found" for a file that exists
                     raise ZooError(f"{path} is damaged ({path.stat().st_size} bytes, not a Keras archive)") from None
-                raise ZooError(f"cannot load {path}: {exc}") from None
+                raise ZooError(f"cannot load {path}: {unregistered_class(exc) or exc}") from None
         return cls(d, config, history, metrics, model)
+
+
+def unregistered_class(exc: BaseException) -> str | None:
+    """What to do when Keras cannot find a saved model's class, in one line (Keras's
+    own message carries the model's whole config)."""
+    found = re.search(r"Could not locate (?:class|function) '([^']+)'", str(exc))
+    if not found:
+        return None
+    return (f"the model uses a Keras class {found.group(1)!r} that is not registered: decorate it with "
+            "@keras.saving.register_keras_serializable(package=...) and name its module in the spec's keras_modules")
 
 
 def _read_run_json(path: Path) -> Any:
@@ -241,6 +251,16 @@ def build_model(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec):
                        f"{data_spec.name!r} (input {data_spec.input_shape}): {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, keras.Model):
         raise ZooError(f"model {spec.name!r}: build returned {type(model).__name__}, not a keras.Model")
+    if getattr(model, "compiled", False):
+        raise ZooError(f"model {spec.name!r}: build returned a compiled model; the zoo compiles it with the task's "
+                       "loss and metrics and the run's optimizer, which would replace yours: remove model.compile "
+                       "from build (a custom loss goes in the spec's compile_args)")
+    last = model.layers[-1] if model.layers else None
+    if (data_spec.task == "classification" and data_spec.task in spec.tasks and isinstance(last, keras.layers.Dense)
+            and getattr(last.activation, "__name__", "") == "linear"):
+        raise ZooError(f"model {spec.name!r} ends in a linear Dense layer {last.name!r}: a classifier must output "
+                       "probabilities (softmax, or sigmoid for two classes) for the zoo's cross-entropy; end it with "
+                       "zoo.layers.output_head(x, data_spec)")
     return model
 
 
