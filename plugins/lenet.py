@@ -25,7 +25,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.plugins.vision_common import INPUT_DEFAULTS, input_block, scaled
-from zoo.spec import Choice, DataSpec, Float, ModelSpec
+from zoo.spec import Choice, DataSpec, Figure, Float, ModelSpec, Recipe
 
 #: LeCun et al. 1998, Table I: the S2 maps each C3 map takes its input from
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -40,7 +40,7 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
 TANH_AMPLITUDE, TANH_SLOPE = 1.7159, 2.0 / 3.0
 
 
-def table_conv(x, table, kernel_size: int, name: str):
+def table_conv(x, table, kernel_size: int, name: str, initializer="glorot_uniform"):
     """A 'valid' convolution where output map j sees only the input maps `table[j]`
     (LeNet-5's C3): a weight per connection, none for the missing ones.
 
@@ -62,12 +62,25 @@ def table_conv(x, table, kernel_size: int, name: str):
                 select[0, 0, i, position] = 1.0
             picked = keras.layers.Conv2D(len(inputs), 1, use_bias=False, trainable=False, name=f"{name}_select{j}",
                                          kernel_initializer=keras.initializers.Constant(select.tolist()))(x)
-        outputs.append(keras.layers.Conv2D(1, kernel_size, name=f"{name}_map{j}")(picked))
+        outputs.append(keras.layers.Conv2D(1, kernel_size, kernel_initializer=initializer, name=f"{name}_map{j}")(picked))
     return keras.layers.Concatenate(name=name)(outputs)
 
 
 ACTIVATIONS = ("scaled_tanh", "tanh", "relu", "elu", "sigmoid", "swish")
 POOLINGS = ("subsampling", "average", "max")
+#: weight initialisations: Keras's glorot_uniform, or the paper's uniform +-2.4 / fan-in
+INITS = ("glorot_uniform", "lecun98")
+
+
+def initializer(name: str):
+    """A Keras initializer for `init`: lecun98 is zoo.layers.FanInUniform(2.4)."""
+    if name not in INITS:
+        raise ZooError(f"LeNet init must be one of {', '.join(INITS)}, got {name!r}")
+    if name == "glorot_uniform":
+        return name
+    from zoo.layers import FanInUniform
+
+    return FanInUniform(2.4)
 
 
 def _activation(name: str, layer_name: str):
@@ -110,44 +123,90 @@ def build(hp, data_spec: DataSpec):
     act, width = hp["activation"], float(hp["width"])
     if act not in ACTIVATIONS:
         raise ZooError(f"LeNet activation must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
+    init = initializer(hp["init"])
     inputs, x = input_block(hp, data_spec, min_size=32)
     if x.shape[1] < 32 or x.shape[2] < 32:
         raise ZooError("LeNet-5 needs inputs of at least 32x32 after the input block; set input_size=32")
     c1, c3, c5, f6 = (scaled(n, width) for n in (6, 16, 120, 84))
-    x = keras.layers.Conv2D(c1, 5, name="c1")(x)
+    x = keras.layers.Conv2D(c1, 5, kernel_initializer=init, name="c1")(x)
     x = _activation(act, f"c1_{act}")(x)
     x = _pool(x, hp["pooling"], "s2", act)
     if hp["c3_table"] and (c1, c3) == (6, 16):
-        x = table_conv(x, C3_TABLE, 5, name="c3")
+        x = table_conv(x, C3_TABLE, 5, name="c3", initializer=init)
     else:
-        x = keras.layers.Conv2D(c3, 5, name="c3")(x)
+        x = keras.layers.Conv2D(c3, 5, kernel_initializer=init, name="c3")(x)
     x = _activation(act, f"c3_{act}")(x)
     x = _pool(x, hp["pooling"], "s4", act)
     # C5 is a 5x5 convolution: on a 32x32 input its maps are 1x1, a fully connected layer
-    x = keras.layers.Conv2D(c5, 5, name="c5")(x)
+    x = keras.layers.Conv2D(c5, 5, kernel_initializer=init, name="c5")(x)
     x = _activation(act, f"c5_{act}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     if hp["dropout"]:
         x = keras.layers.Dropout(float(hp["dropout"]), name="c5_dropout")(x)
-    x = keras.layers.Dense(f6, name="f6")(x)
+    x = keras.layers.Dense(f6, kernel_initializer=init, name="f6")(x)
     x = _activation(act, f"f6_{act}")(x)
     if hp["dropout"]:
         x = keras.layers.Dropout(float(hp["dropout"]), name="f6_dropout")(x)
-    outputs = output_head(x, data_spec)
+    outputs = output_head(x, data_spec, kernel_initializer=init)
     return keras.Model(inputs, outputs, name="lenet5")
 
 
-COMMON = {**INPUT_DEFAULTS, "input_size": 32, "width": 1.0, "dropout": 0.0}
+COMMON = {**INPUT_DEFAULTS, "input_size": 32, "width": 1.0, "dropout": 0.0, "init": "glorot_uniform"}
+
+#: LeCun et al. 1998's own training, beside today's defaults (zoo.recipes)
+PAPER = Recipe(
+    name="paper",
+    summary="LeCun et al. 1998's training: SDLM, its learning-rate steps, uniform +-2.4/fan-in, inputs -0.1..1.175",
+    hyperparameters={"optimizer": "sdlm", "learning_rate": 5e-4, "lr_schedule": "step",
+                     "lr_boundaries": [2, 5, 8, 12], "lr_factors": [1.0, 0.4, 0.2, 0.1, 0.02],
+                     "init": "lecun98", "preprocess": "lecun", "epochs": 20, "batch_size": 32, "patience": 0},
+    dataset="mnist",
+    figure=Figure("test_error", 0.95, "LeCun et al. 1998, section III.C: LeNet-5, 20 passes, no distortions",
+                  dataset="mnist"),
+    budgets={"quick": {"epochs": 1, "limit": 6000}, "paper": {}},
+    notes="Stochastic diagonal Levenberg-Marquardt (mu 0.02, the paper's rates 0.0005 x 2 passes, 0.0002 x 3, "
+          "0.0001 x 3, 0.00005 x 4, then 0.00001) is zoo.optimizers.SDLM: its curvature is a running average of "
+          "squared gradients (the empirical Fisher diagonal) instead of back-propagated second derivatives on 500 "
+          "examples per pass, and it updates on batches of 32 (as 32 per-example steps on their mean gradient) "
+          "instead of after every example. The Euclidean RBF outputs and their MAP criterion are replaced by a "
+          "softmax trained with cross-entropy. Inputs: background -0.1, ink 1.175 (the [0, 1] image times 1.275 "
+          "minus 0.1); weights uniform in +-2.4 / fan-in. 58,000 of MNIST's 60,000 training images train it, 2,000 "
+          "draw its validation curve (the paper trains on all 60,000); no early stopping.",
+    validation=2000,
+    reference="LeCun, Bottou, Bengio & Haffner 1998",
+)
+
+
+#: Madry et al. 2018's MNIST adversarial training, on the closest LeNet
+MADRY = Recipe(
+    name="madry2018",
+    summary="Madry et al. 2018: training on PGD examples only (eps 0.3, 40 steps of 0.01, random start), Adam 1e-4, "
+            "batches of 50, 100,000 steps",
+    hyperparameters={"width": 4.0, "dropout": 0.0, "optimizer": "adam", "learning_rate": 1e-4, "batch_size": 50,
+                     "epochs": 86, "patience": 0},
+    adversarial={"attack": "pgd", "eps": 0.3, "steps": 40, "step_size": 0.01, "adv_weight": 1.0},
+    dataset="mnist",
+    figure=Figure("pgd40_eps0.3_accuracy", 0.932, "Madry et al. 2018, Table 1 (MNIST, white-box PGD, 40 steps, one "
+                  "restart, eps 0.3)", dataset="mnist",
+                  attack={"attack": "pgd", "eps": 0.3, "steps": 40, "step_size": 0.01}),
+    budgets={"quick": {"epochs": 1, "limit": 2000}, "paper": {}},
+    notes="Madry et al.'s network (conv 32 and 64 filters of 5x5, each with 2x2 max pooling, a 1,024-unit layer) is "
+          "replaced by the closest LeNet: lenet5_modern at width 4 (convolutions of 24, 64 and 480 filters, an "
+          "336-unit layer, no dropout). 100,000 steps of 50 are 86 epochs of 58,000 images.",
+    validation=2000,
+    reference="Madry, Makelov, Schmidt, Tsipras & Vladu 2018")
 
 #: the variants, as data over the one builder
 VARIANTS = {
     "lenet5": {
         "summary": "LeNet-5 as published: tanh squashing, trainable subsampling, C3 connection table",
         "defaults": {"activation": "scaled_tanh", "pooling": "subsampling", "c3_table": True},
+        "recipes": {"paper": PAPER},
     },
     "lenet5_modern": {
         "summary": "LeNet-5 with ReLU, max pooling, a full C3 and dropout",
         "defaults": {"activation": "relu", "pooling": "max", "c3_table": False, "dropout": 0.25},
+        "recipes": {"madry2018": MADRY},
     },
 }
 
@@ -171,6 +230,9 @@ def _spec(name: str, variant: dict) -> ModelSpec:
         capabilities=frozenset({"image", "transfer"}),
         default_dataset="digits",
         reference="LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document recognition",
+        keras_modules=("zoo.layers",),  # FanInUniform, for reloading saved models
+        recipes=variant.get("recipes", {}),
+        presets=variant.get("presets", {}),
     )
 
 

@@ -17,7 +17,7 @@ steps for variable-length input (`masking=true`: steps whose every feature equal
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec, PerLayer
+from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec, PerLayer, Recipe
 
 DEFAULTS = {
     "depth": 1,
@@ -142,11 +142,25 @@ VARIANTS = {
 }
 
 
+#: Hochreiter & Schmidhuber 1997's training, on the zoo's forecasting task
+LSTM_PAPER = Recipe(
+    name="paper",
+    summary="Hochreiter & Schmidhuber 1997: plain gradient descent (rate 0.1), small batches, no early stopping",
+    hyperparameters={"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 8, "epochs": 50, "patience": 0},
+    budgets={"quick": {"epochs": 5}, "paper": {}},
+    notes="The paper updates after every step of every sequence (truncated real-time recurrent learning) and its "
+          "tasks (embedded Reber grammar, the adding and multiplication problems) are not datasets here, so there "
+          "is no figure to reproduce. Keras's LSTM has the forget gate of Gers et al. 2000 (bias 1), which the 1997 "
+          "cell lacks.",
+    reference="Hochreiter & Schmidhuber 1997")
+
+
 def _spec(name: str) -> ModelSpec:
     summary, dataset, defaults, reference = VARIANTS[name]
     return ModelSpec(name=name, family="lstm", summary=summary, tasks=("regression", "classification"), build=build,
                      defaults={**DEFAULTS, **defaults}, search_space=SEARCH_SPACE, input_ranks=(0, 1, 2, 3),
-                     default_dataset=dataset, reference=reference, compile_args=compile_args)
+                     default_dataset=dataset, reference=reference, compile_args=compile_args,
+                     recipes={"paper": LSTM_PAPER} if name == "lstm" else {})
 
 
 lstm = _spec("lstm")

@@ -9,7 +9,7 @@ cannot learn XOR (Minsky & Papert 1969); one hidden layer can.
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.spec import Boolean, Choice, DataSpec, Float, Int, ModelSpec, PerLayer
+from zoo.spec import Boolean, Choice, DataSpec, Figure, Float, Int, ModelSpec, PerLayer, Recipe
 
 ACTIVATION_CHOICES = ("relu", "tanh", "sigmoid", "leaky_relu", "prelu", "elu", "softsign", "swish", "mish", "maxout")
 
@@ -68,6 +68,52 @@ def build(hp, data_spec: DataSpec):
     return keras.Model(inputs, outputs, name="mlp")
 
 
+#: Rumelhart, Hinton & Williams 1986: back-propagation learns XOR with one hidden layer of two units
+BACKPROP_XOR = Recipe(
+    name="paper",
+    summary="Rumelhart, Hinton & Williams 1986: XOR with two logistic hidden units, gradient descent with momentum 0.9",
+    hyperparameters={"depth": 1, "units": 2, "activation": "sigmoid", "optimizer": "momentum", "learning_rate": 0.5,
+                     "epochs": 300, "patience": 0, "batch_size": 32},
+    dataset="xor",
+    figure=Figure("test_accuracy", 1.0, "Rumelhart, Hinton & Williams 1986 (Nature 323, Fig. 2): a 2-2-1 network "
+                  "learns XOR", dataset="xor"),
+    budgets={"quick": {"epochs": 100}, "paper": {}},
+    notes="XOR's four patterns are the zoo's noisy XOR cloud (800 points, noise 0.15: a few points cross over, so "
+          "100% is the four patterns' figure); cross-entropy on a sigmoid output instead of the squared error; "
+          "batches of 32 instead of one update per sweep through the patterns.",
+    reference="Rumelhart, Hinton & Williams 1986")
+
+#: Goodfellow, Shlens & Szegedy 2015, section 6: FGSM adversarial training of a maxout network on MNIST
+FGSM_MAXOUT = Recipe(
+    name="goodfellow2015",
+    summary="Goodfellow et al. 2015: a maxout network trained on FGSM examples (eps 0.25, alpha 0.5) on MNIST",
+    hyperparameters={"depth": 2, "units": 1600, "activation": "maxout", "maxout_pieces": 2, "dropout": 0.2,
+                     "optimizer": "momentum", "learning_rate": 0.01, "batch_size": 100, "epochs": 20, "patience": 0},
+    adversarial={"attack": "fgsm", "eps": 0.25, "adv_weight": 0.5},
+    dataset="mnist",
+    figure=Figure("fgsm_eps0.25_error", 17.9, "Goodfellow et al. 2015, section 6: error on FGSM examples (eps 0.25) "
+                  "of the adversarially trained maxout network", dataset="mnist",
+                  attack={"attack": "fgsm", "eps": 0.25}),
+    budgets={"quick": {"epochs": 1, "limit": 5000}, "paper": {}},
+    notes="Two maxout layers of 1600 units (the paper's enlarged network) with 2 pieces each and dropout 0.2; SGD "
+          "with momentum 0.9 for a fixed number of epochs instead of the paper's early stopping on the adversarial "
+          "validation error; the FGSM figure is measured on the whole test set.",
+    reference="Goodfellow, Shlens & Szegedy 2015")
+
+#: Minsky & Papert 1969: a single layer cannot compute XOR
+PERCEPTRON_XOR = Recipe(
+    name="paper",
+    summary="Rosenblatt's perceptron criterion (the hinge on raw scores) with SGD, on XOR: Minsky & Papert's limit",
+    hyperparameters={"loss": "hinge", "optimizer": "sgd", "learning_rate": 0.1, "epochs": 50, "patience": 0},
+    dataset="xor",
+    figure=Figure("test_accuracy", 0.75, "Minsky & Papert 1969: no single-layer perceptron computes XOR; a line "
+                  "separates at most 3 of its 4 corners", dataset="xor", limit=True),
+    budgets={"quick": {"epochs": 5}, "paper": {}},
+    notes="Rosenblatt's error-correction rule is the hinge on the raw score with margin 1 (an SVM-style perceptron), "
+          "minimised by SGD; the XOR corners are the zoo's noisy XOR cloud.",
+    reference="Rosenblatt 1958; Minsky & Papert 1969")
+
+
 mlp = ModelSpec(
     name="mlp",
     family="mlp",
@@ -80,6 +126,7 @@ mlp = ModelSpec(
     default_dataset="digits",
     reference="Rumelhart, Hinton & Williams 1986",
     keras_modules=("zoo.layers",),  # Maxout, for reloading saved models
+    recipes={"paper": BACKPROP_XOR, "goodfellow2015": FGSM_MAXOUT},
 )
 
 perceptron = ModelSpec(
@@ -93,4 +140,5 @@ perceptron = ModelSpec(
     default_dataset="iris",
     reference="Rosenblatt 1958",
     keras_modules=("zoo.layers",),
+    recipes={"paper": PERCEPTRON_XOR},
 )

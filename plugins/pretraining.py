@@ -23,8 +23,11 @@ STEPS_PER_EXECUTION = 100
 PRETRAIN_DEFAULTS = {
     "pretrain_epochs": 10,  # per layer
     "pretrain_learning_rate": 0.1,  # the RBMs' SGD learning rate (Hinton 2010: 0.1 for binary units)
+    # Hinton & Salakhutdinov's rbm.m: momentum 0.5, then 0.9 after 5 epochs; batches of 100
     "pretrain_momentum": 0.5,
-    "pretrain_batch_size": 20,
+    "pretrain_final_momentum": 0.9,
+    "pretrain_momentum_epochs": 5,
+    "pretrain_batch_size": 100,
     "cd_k": 1,
     "persistent": False,
     "weight_decay": 2e-4,
@@ -76,7 +79,8 @@ def pretrain_rbms(x: np.ndarray, sizes: Sequence[int], hp: Mapping[str, Any], ru
         x, list(sizes), propagate=hp["propagate"], visible=hp["visible"], top_hidden=top_hidden,
         gaussian_lr_scale=float(hp["gaussian_lr_scale"]), learning_rate=float(hp["pretrain_learning_rate"]),
         seed=seed, epochs=int(hp["pretrain_epochs"]), batch_size=int(hp["pretrain_batch_size"]),
-        momentum=float(hp["pretrain_momentum"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
+        momentum=float(hp["pretrain_momentum"]), final_momentum=float(hp["pretrain_final_momentum"]),
+        momentum_epochs=int(hp["pretrain_momentum_epochs"]), cd_k=int(hp["cd_k"]), persistent=bool(hp["persistent"]),
         weight_decay=float(hp["weight_decay"]), verbose=verbose, on_layer=layer_done)
     if run_dir is not None:
         write_history(run_dir, {f"rbm{i}": history for i, (_, history) in enumerate(stack, start=1)})

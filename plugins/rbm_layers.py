@@ -338,20 +338,28 @@ def default_visible(x: np.ndarray) -> str:
 
 
 def train_rbm(x: np.ndarray, units: int, *, epochs: int = 10, batch_size: int = 64, learning_rate: float = 0.1,
-              momentum: float = 0.5, visible: str = "auto", hidden: str = "bernoulli", cd_k: int = 1,
+              momentum: float = 0.5, final_momentum: float = 0.9, momentum_epochs: int = 5,
+              visible: str = "auto", hidden: str = "bernoulli", cd_k: int = 1,
               persistent: bool = False, weight_decay: float = 2e-4, sample_visible: bool = False,
               seed: int | None = 0, validation_data: np.ndarray | None = None, verbose: Any = 0,
               callbacks: Sequence[Any] = (), steps_per_execution: int = STEPS_PER_EXECUTION,
               name: str = "rbm") -> tuple[RBMModel, dict]:
     """Train one RBM on the rows of `x` with SGD + momentum through `fit`; returns
-    the model and its history."""
+    the model and its history. The momentum is `momentum` for the first
+    `momentum_epochs` epochs, then `final_momentum` (Hinton's rbm.m: 0.5, then 0.9
+    after 5 epochs; momentum_epochs=0 keeps `momentum` throughout)."""
     x = np.asarray(x, "float32").reshape(len(x), -1)
     visible = default_visible(x) if visible == "auto" else visible
     model = rbm_model((x.shape[1],), units, name=name, visible=visible, hidden=hidden, cd_k=cd_k,
                       persistent=persistent, n_chains=batch_size, weight_decay=weight_decay,
                       sample_visible=sample_visible, seed=seed)
     init_visible_bias(model.rbm, x)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum),
+    from zoo.optimizers import ScheduledSGD
+
+    steps = -(-len(x) // batch_size)
+    switch = int(momentum_epochs) * steps if momentum_epochs else 0
+    model.compile(optimizer=ScheduledSGD(learning_rate, momentum=momentum, final_momentum=final_momentum
+                                         if switch else momentum, switch_step=switch),
                   steps_per_execution=steps_per_execution)
     val = None
     if validation_data is not None:

@@ -21,9 +21,11 @@ resnet20 has the paper's 0.27M parameters. Option C projects every shortcut.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from zoo.errors import ZooError
-from zoo.plugins.vision_common import INPUT_DEFAULTS, input_block, scaled
-from zoo.spec import Choice, DataSpec, Float, ModelSpec
+from zoo.plugins.vision_common import INPUT_DEFAULTS, imagenet_preset, input_block, scaled
+from zoo.spec import Choice, DataSpec, Figure, Float, ModelSpec, Recipe
 
 #: ImageNet depth -> (block, blocks per stage), Table 1 of the paper
 IMAGENET = {
@@ -172,6 +174,49 @@ COMMON = {
     "epochs": 20,
 }
 
+#: the paper's test errors (%): CIFAR-10, Table 6; ImageNet top-1, 10-crop testing, Table 3 (ResNet-18: Table 2)
+PAPER_ERRORS = {
+    "cifar": {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43},
+    "imagenet": {18: 27.88, 34: 24.52, 50: 22.85, 101: 21.75, 152: 21.43},
+}
+
+#: He et al. 2015's own training (zoo.recipes), per layout; the figure is filled in per depth
+RECIPES = {
+    "cifar": {"paper": Recipe(
+        name="paper",
+        summary="He et al. 2015, section 4.2: SGD 0.1, momentum 0.9, weight decay 1e-4, /10 at 32k and 48k of "
+                "64k iterations, 4-pixel pad-and-crop and flips",
+        hyperparameters={"optimizer": "momentum", "learning_rate": 0.1, "l2": 5e-5,
+                         "batch_size": 128, "lr_schedule": "step", "lr_boundaries": [91, 136],
+                         "lr_factors": [1.0, 0.1, 0.01], "epochs": 182, "patience": 0, "initializer": "he_normal"},
+        augment=("pad_crop=4", "flip"),
+        dataset="cifar10",
+        figure=Figure("test_error", 0.0, "He et al. 2015, Table 6", dataset="cifar10"),
+        budgets={"quick": {"epochs": 2, "limit": 5000}, "paper": {}},
+        notes="Iterations as epochs of 352 batches (45,000 / 128): the steps after epochs 91 and 136 of 182. "
+              "Weight decay 1e-4 is the L2 penalty 5e-5 (Keras adds 2 * l2 * w to the gradient). Per-pixel mean "
+              "subtraction is replaced by the zoo's scaling of pixels to [0, 1] (batch norm follows the first "
+              "convolution). The zoo splits CIFAR-10's 50,000 training images 85/15 (the paper: 45,000/5,000). "
+              "The paper reports the best of 5 runs (ResNet-110: mean 6.61).",
+        reference="He, Zhang, Ren & Sun 2015")},
+    "imagenet": {"paper": Recipe(
+        name="paper",
+        summary="He et al. 2015, section 3.4: SGD 0.1 /10 on plateaus, momentum 0.9, weight decay 1e-4, batches "
+                "of 256, 600k iterations, scale augmentation and flips",
+        hyperparameters={"optimizer": "momentum", "learning_rate": 0.1, "l2": 5e-5,
+                         "batch_size": 256, "epochs": 120, "patience": 0, "input_size": 224, "channels": 3},
+        augment=("zoom=0.25", "flip"),
+        dataset="imagenet2012",
+        figure=Figure("test_top1_error", 0.0, "He et al. 2015, Table 3, 10-crop testing (ResNet-18: Table 2)",
+                      dataset="imagenet2012"),
+        budgets={"quick": {"epochs": 1, "limit": 10000}, "paper": {}},
+        notes="The rate divided by 10 when the error plateaus: add the zoo's reduce-lr-on-plateau callback "
+              "(--callback reduce-lr-on-plateau); scale augmentation (shorter side in [256, 480], 224 crops) and the "
+              "colour augmentation are replaced by Keras's RandomZoom and RandomFlip; no 10-crop testing. ImageNet "
+              "is not on this machine.",
+        reference="He, Zhang, Ren & Sun 2015")},
+}
+
 #: name -> (layout, depth, shortcut option)
 VARIANTS = {
     "resnet18": ("imagenet", 18, "B"),
@@ -200,6 +245,30 @@ def search_space(layout: str, depth: int) -> dict:
     return {**COMMON_SPACE, "depth": Choice(*depths)}
 
 
+#: keras.applications' ImageNet files: depth -> (path under KERAS_APPLICATIONS, MD5), keras/src/applications/resnet.py
+IMAGENET_WEIGHTS = {
+    50: ("resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5", "2cb95161c43110f7111970584f804107"),
+    101: ("resnet/resnet101_weights_tf_dim_ordering_tf_kernels.h5", "f1aeb4b969a6efcfb50fad2f0c20cfc5"),
+    152: ("resnet/resnet152_weights_tf_dim_ordering_tf_kernels.h5", "100835be76be38e30d865e96f2aaae62"),
+}
+WEIGHTS_LICENSE = "MIT (Kaiming He's released weights, ported by keras.applications)"
+
+
+def recipes(layout: str, depth: int) -> dict:
+    """The layout's recipes, with the paper's figure for this depth (none for a depth it did not train)."""
+    paper = RECIPES[layout]["paper"]
+    value = PAPER_ERRORS[layout].get(depth)
+    figure = replace(paper.figure, value=value) if value is not None else None
+    return {"paper": replace(paper, figure=figure)}
+
+
+def presets(depth: int) -> dict:
+    if depth not in IMAGENET_WEIGHTS:
+        return {}
+    # keras.applications' ResNets: biased convolutions, the torch-style batch-norm epsilon the zoo uses
+    return {"imagenet": imagenet_preset(*IMAGENET_WEIGHTS[depth], license=WEIGHTS_LICENSE, conv_bias=True)}
+
+
 def _spec(name: str, layout: str, depth: int, shortcut: str) -> ModelSpec:
     if layout == "imagenet":
         kind, blocks = IMAGENET[depth]
@@ -218,6 +287,8 @@ def _spec(name: str, layout: str, depth: int, shortcut: str) -> ModelSpec:
         capabilities=frozenset({"image", "transfer"}),
         default_dataset="digits",
         reference="He, Zhang, Ren & Sun 2015, Deep residual learning for image recognition",
+        presets=presets(depth) if layout == "imagenet" else {},
+        recipes=recipes(layout, depth),
     )
 
 

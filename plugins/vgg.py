@@ -14,9 +14,11 @@ is optional (not in the paper; Ioffe & Szegedy 2015).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from zoo.errors import ZooError
-from zoo.plugins.vision_common import INPUT_DEFAULTS, input_block, scaled
-from zoo.spec import Boolean, Choice, DataSpec, Float, ModelSpec
+from zoo.plugins.vision_common import INPUT_DEFAULTS, imagenet_preset, input_block, scaled
+from zoo.spec import Boolean, Choice, DataSpec, Figure, Float, ModelSpec, Recipe
 
 #: Table 1 of the paper: filters per convolution, "M" a max pool
 CONFIGS = {
@@ -88,6 +90,26 @@ COMMON = {
     "epochs": 20,
 }
 
+#: Simonyan & Zisserman's own training (zoo.recipes)
+PAPER = Recipe(
+    name="paper",
+    summary="Simonyan & Zisserman 2015, section 3.1: SGD 0.01 with momentum 0.9, weight decay 5e-4, dropout 0.5, "
+            "batches of 256, 74 epochs, 224 crops and flips",
+    hyperparameters={"optimizer": "momentum", "learning_rate": 0.01, "l2": 2.5e-4, "dropout": 0.5,
+                     "batch_size": 256, "epochs": 74, "patience": 0, "input_size": 224, "channels": 3,
+                     "head": "imagenet", "initializer": "glorot_uniform"},
+    augment=("zoom=0.25", "flip"),
+    dataset="imagenet2012",
+    figure=Figure("test_top5_error", 7.5, "Simonyan & Zisserman 2015, Table 4: configurations D and E, "
+                  "multi-scale evaluation, ILSVRC-2012 validation", dataset="imagenet2012"),
+    budgets={"quick": {"epochs": 1, "limit": 10000}, "paper": {}},
+    notes="The rate divided by 10 when validation accuracy stops improving (three times): add the zoo's "
+          "reduce-lr-on-plateau callback. Glorot initialisation from scratch, as the paper's note says worked "
+          "without pretraining net A (configuration A first, then deeper nets initialised from it, is not done). "
+          "Scale jittering (S in [256, 512]) and the RGB colour shift are replaced by Keras's RandomZoom and "
+          "RandomFlip; no dense or multi-crop evaluation. ImageNet is not on this machine.",
+    reference="Simonyan & Zisserman 2015")
+
 #: name -> (configuration depth, batch normalisation)
 VARIANTS = {
     "vgg11": (11, False),
@@ -107,6 +129,21 @@ SEARCH_SPACE = {
 }
 
 
+#: keras.applications' ImageNet files: name -> (path under KERAS_APPLICATIONS, MD5), keras/src/applications/vgg*.py
+IMAGENET_WEIGHTS = {
+    "vgg16": ("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5", "64373286793e3c8b2b4e3219cbf3544b"),
+    "vgg19": ("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5", "cbe5617147190e668d6c5d5026f83318"),
+}
+WEIGHTS_LICENSE = "CC BY 4.0 (the Visual Geometry Group's released weights, ported by keras.applications)"
+
+
+def presets(name: str) -> dict:
+    if name not in IMAGENET_WEIGHTS:
+        return {}
+    return {"imagenet": imagenet_preset(*IMAGENET_WEIGHTS[name], license=WEIGHTS_LICENSE, head="imagenet",
+                                        fc_units=0, width=1.0)}
+
+
 def _spec(name: str, depth: int, batch_norm: bool) -> ModelSpec:
     config = DEPTHS[depth]
     return ModelSpec(
@@ -121,6 +158,9 @@ def _spec(name: str, depth: int, batch_norm: bool) -> ModelSpec:
         capabilities=frozenset({"image", "transfer"}),
         default_dataset="digits",
         reference="Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition",
+        presets=presets(name),
+        # the figure is the paper's for D and E; the other configurations train the same way
+        recipes={"paper": PAPER if name in ("vgg16", "vgg19") else replace(PAPER, figure=None)},
     )
 
 

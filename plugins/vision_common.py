@@ -14,19 +14,59 @@ of TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.spec import DataSpec
+from zoo.spec import DataSpec, WeightPreset
 
 #: hyperparameters of every image family's input block
 INPUT_DEFAULTS = {
     "input_size": 0,  # side the network sees; 0: the data's own (at least the family's minimum)
     "channels": 0,  # 1 or 3: convert grey<->RGB in the model; 0: the data's own
+    "preprocess": "none",  # pixels as the weights expect them, inside the model: see PREPROCESSING
+}
+
+#: the input block's last step, per channel: (x * scale + offset - mean) / std, after
+#: putting the channels in `order`. caffe, tf and torch are keras.applications'
+#: preprocess_input modes and take raw 0-255 RGB pixels (load the data unscaled);
+#: lecun is LeCun et al. 1998's input scaling of [0, 1] images (background -0.1, ink 1.175).
+PREPROCESSING = {
+    "none": None,
+    "caffe": {"order": "bgr", "scale": 1.0, "offset": 0.0, "mean": (103.939, 116.779, 123.68), "std": (1.0,) * 3},
+    "tf": {"order": "rgb", "scale": 1 / 127.5, "offset": -1.0, "mean": (0.0,) * 3, "std": (1.0,) * 3},
+    "torch": {"order": "rgb", "scale": 1 / 255, "offset": 0.0, "mean": (0.485, 0.456, 0.406),
+              "std": (0.229, 0.224, 0.225)},
+    "lecun": {"order": "rgb", "scale": 1.275, "offset": -0.1, "mean": None, "std": None},
 }
 
 #: the largest gap zero-padded rather than resized (MNIST 28 -> 32 pads 2 pixels a side)
 MAX_PADDING = 8
+
+
+#: where keras.applications publishes its weights (keras/src/applications/*.py)
+KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+PRESETS_DIR = Path(__file__).with_name("presets")
+
+
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1,000 ImageNet class names in keras.applications' order (its class index:
+    the WordNet IDs sorted, as TFDS lists them)."""
+    lines = (PRESETS_DIR / "imagenet_classes.txt").read_text().splitlines()
+    return tuple(line.split(" ", 1)[1] for line in lines if line)
+
+
+def imagenet_preset(path: str, md5: str, license: str, **layout: Any) -> WeightPreset:
+    """keras.applications' ImageNet weights (with the top) as a preset: the same URL and
+    hash (keras.applications publishes MD5s), caffe preprocessing in the input block (raw
+    0-255 RGB in), 224x224x3, its classifier layer `predictions` loaded as the zoo's `output`."""
+    return WeightPreset(
+        name="imagenet", source=KERAS_APPLICATIONS + path, md5=md5, license=license, classifier="predictions",
+        hyperparameters={"preprocess": "caffe", "input_size": 224, "channels": 3, **layout},
+        data={"name": "imagenet", "task": "classification", "input_shape": [224, 224, 3], "num_classes": 1000,
+              "class_names": list(imagenet_classes()), "input_kind": "image", "preprocessing": {"type": "none"},
+              "value_range": [0.0, 255.0]},
+        summary="keras.applications' ImageNet weights: raw 0-255 RGB images of 224x224 in, 1,000 classes out")
 
 
 def image_shape(data_spec: DataSpec) -> tuple[int, int, int]:
@@ -80,7 +120,35 @@ def input_block(hp: Mapping[str, Any], data_spec: DataSpec, min_size: int):
             x = keras.layers.ZeroPadding2D(((dh // 2, dh // 2), (dw // 2, dw // 2)), name="pad")(x)
         else:
             x = keras.layers.Resizing(th, tw, interpolation="bilinear", name="resize")(x)
-    return inputs, x
+    return inputs, preprocess(x, hp.get("preprocess", "none"))
+
+
+def preprocess(x, mode: str):
+    """PREPROCESSING[mode] as one fixed 1x1 convolution named "preprocess" (a channel
+    permutation scaled per channel, and a bias): a built-in layer, so saved models
+    reload without custom objects; for caffe it computes exactly what
+    keras.applications' preprocess_input does (a flip, then the mean subtracted)."""
+    import keras
+    import numpy as np
+
+    if mode not in PREPROCESSING:
+        raise ZooError(f"preprocess must be one of {', '.join(PREPROCESSING)}, got {mode!r}")
+    p = PREPROCESSING[mode]
+    if p is None:
+        return x
+    channels = int(x.shape[-1])
+    if p["mean"] is not None and channels != 3:
+        raise ZooError(f"preprocess={mode} is for RGB images; set channels=3 (the images have {channels})")
+    mean = np.asarray(p["mean"] if p["mean"] is not None else (0.0,) * channels, "float64")
+    std = np.asarray(p["std"] if p["std"] is not None else (1.0,) * channels, "float64")
+    order = list(range(channels))[::-1] if p["order"] == "bgr" else list(range(channels))
+    kernel = np.zeros((1, 1, channels, channels))
+    for out, source in enumerate(order):
+        kernel[0, 0, source, out] = p["scale"] / std[out]
+    bias = (p["offset"] - mean) / std
+    return keras.layers.Conv2D(channels, 1, trainable=False, name="preprocess",
+                               kernel_initializer=keras.initializers.Constant(kernel.astype("float32").tolist()),
+                               bias_initializer=keras.initializers.Constant(bias.astype("float32").tolist()))(x)
 
 
 def scaled(n: int, width: float) -> int:

@@ -24,10 +24,10 @@ def test_layers_are_reused_and_the_head_replaced(source_file):
     source = transfer.load_source(source_file)
     model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=3)
     info = transfer.apply(model, source, "all-but-head")
-    assert [n for n in info.copied if not n.startswith("c3_")] == ["c1", "s2", "s4", "c5", "f6"]
-    assert {"c3_select0", "c3_map0", "c3_map15"} <= set(info.copied) and "c3_select15" not in info.copied
-    assert info.fresh == ["output"] and info.frozen == [n for n in info.copied if "select" not in n]
-    for name in info.copied:
+    assert [n for n in info.loaded if not n.startswith("c3_")] == ["c1", "s2", "s4", "c5", "f6"]
+    assert {"c3_map0", "c3_map15"} <= set(info.loaded) and not any("select" in n for n in info.loaded)  # fixed
+    assert info.replaced == ["output"] and not info.skipped and info.frozen == info.loaded
+    for name in info.loaded:
         for new, old in zip(model.get_layer(name).get_weights(), source.model.get_layer(name).get_weights()):
             np.testing.assert_array_equal(new, old)
     assert model.get_layer("output").trainable and not model.get_layer("c3_map0").trainable
@@ -37,7 +37,7 @@ def test_layers_are_reused_and_the_head_replaced(source_file):
 def test_freeze_first_n_weight_layers(source_file):
     model = zoo.build("lenet5", input_shape=(8, 8, 1), num_classes=5)
     info = transfer.apply(model, transfer.load_source(source_file), "2")
-    assert info.frozen == ["c1", "s2"] and "output" in info.copied
+    assert info.frozen == ["c1", "s2"] and "output" in info.loaded
     assert [layer.name for layer in model.layers if layer.trainable_weights] == [
         *(f"c3_map{j}" for j in range(16)), "s4", "c5", "f6", "output"]
     with pytest.raises(ZooError, match="only 22 layers"):
@@ -76,7 +76,7 @@ def test_grey_source_reused_on_colour_data(source_file):
     colour = DataSpec("colour", "classification", (32, 32, 3), num_classes=4, input_kind="image")
     model = build_model(zoo.get_spec("lenet5"), hp, colour)
     assert model.get_layer("rgb_to_grey").output.shape[-1] == 1
-    assert "c1" in transfer.apply(model, source, None).copied
+    assert "c1" in transfer.apply(model, source, None).loaded
 
 
 def test_unusable_sources_are_user_errors(tmp_path, source_file):
@@ -121,8 +121,8 @@ def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
                  "--run-name", "tuned", "--epochs", "3", "--batch-size", "8", "--lr", "0.003", "--limit", "20",
                  "-q"]) == 0
     config = json.loads((runs / "tuned" / "config.json").read_text())
-    assert config["transfer"]["fresh"] == ["output"]  # another dataset's classes: a new head
-    assert config["transfer"]["copied"] == ["c1", "c3", "c5", "f6"]
+    assert config["transfer"]["replaced"] == ["output"]  # another dataset's classes: a new head
+    assert config["transfer"]["loaded"] == ["c1", "c3", "c5", "f6"] and not config["transfer"]["skipped"]
     tuned = [json.loads((runs / "tuned" / "metrics.json").read_text())["test_accuracy"]]
     tuned += [train("lenet5_modern", high, runs_dir=runs, verbose=0, seed=seed, from_run=source.dir, **budget)
               .metrics["test_accuracy"] for seed in (1, 2)]

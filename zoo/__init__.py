@@ -21,18 +21,31 @@ __all__ = [
 ]
 
 
-def build(name: str, *, input_shape: tuple[int, ...], num_classes: int | None = None,
-          num_targets: int | None = None, task: str | None = None, **hyperparameters: Any):
+def build(name: str, *, input_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+          num_targets: int | None = None, task: str | None = None, weights: str | None = None,
+          partial: bool = False, data_dir: str | None = None, **hyperparameters: Any):
     """Build model `name` for examples of `input_shape` (uncompiled keras.Model).
 
     Give `num_classes` for classification or `num_targets` for regression;
-    hyperparameters override the spec's defaults.
+    hyperparameters override the spec's defaults. `weights` loads a weight preset
+    ("imagenet", or "resnet50.imagenet") or a weights file (keras.applications' .h5,
+    a .weights.h5, a .keras model, a run directory); with a preset, input_shape and
+    num_classes default to its data's, and its layout (e.g. conv_bias) is forced.
+    Loading fewer than half of the weight layers is an error unless `partial`.
     """
     spec = get_spec(name)
     if task is None:
         task = "classification" if num_classes else "regression" if num_targets else spec.tasks[0]
-    data_spec = DataSpec(name="user", task=task, input_shape=tuple(input_shape), num_classes=num_classes,
-                         num_targets=num_targets)
+    data_spec = None if input_shape is None else DataSpec(
+        name="user", task=task, input_shape=tuple(input_shape), num_classes=num_classes, num_targets=num_targets)
+    if weights is not None:
+        from zoo import presets
+
+        if data_spec is not None:
+            spec.check_data(data_spec)
+        return presets.build(spec, weights, data_spec=data_spec, partial=partial, data_dir=data_dir, **hyperparameters)
+    if data_spec is None:
+        raise ZooError("build needs input_shape (or weights whose preset says it)")
     spec.check_data(data_spec)
     from zoo.training import build_model
 

@@ -37,14 +37,17 @@ from zoo.commands import command
 from zoo.errors import ZooError
 
 ATTACKS = ("fgsm", "pgd")
+#: PGD's default step: Madry et al. 2018's 0.01 (inputs in [0, 1])
+PGD_STEP_SIZE = 0.01
 
 
 @dataclass(frozen=True)
 class AttackConfig:
     """One L-infinity attack, and how adversarial training mixes it in.
 
-    `step_size` defaults to eps for FGSM and 2.5 * eps / steps for PGD (Madry et
-    al.'s choice); `random_start` defaults to False for FGSM, True for PGD.
+    `step_size` defaults to eps for FGSM and, for PGD, to PGD_STEP_SIZE: Madry et
+    al.'s 0.01 (their MNIST attack: eps 0.3, 40 steps of 0.01, a random start);
+    `random_start` defaults to False for FGSM, True for PGD.
     `clip` is the valid input range; None means no clipping.
     """
 
@@ -79,7 +82,7 @@ class AttackConfig:
         """The step size actually used."""
         if self.step_size is not None:
             return float(self.step_size)
-        return float(self.eps) if self.attack == "fgsm" else 2.5 * float(self.eps) / self.iterations
+        return float(self.eps) if self.attack == "fgsm" else PGD_STEP_SIZE
 
     @property
     def starts_random(self) -> bool:
@@ -495,7 +498,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--adversarial", choices=ATTACKS, help="train on FGSM or PGD adversarial examples too")
     g.add_argument("--eps", type=float, help="L-infinity radius of the attack (default 0.1)")
     g.add_argument("--adv-steps", type=int, help="PGD iterations (default 10)")
-    g.add_argument("--adv-step-size", type=float, help="attack step size (default eps for FGSM, 2.5*eps/steps for PGD)")
+    g.add_argument("--adv-step-size", type=float, help="attack step size (default eps for FGSM, 0.01 for PGD: Madry et al.'s)")
     g.add_argument("--adv-weight", type=float, help="adversarial share of the loss (default 0.5)")
     g.add_argument("--adv-random-start", action=argparse.BooleanOptionalAction, default=None,
                    help="start from a random point of the eps-ball (default: PGD yes, FGSM no)")
@@ -523,11 +526,11 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="a finished run directory of a classifier")
+    p.add_argument("run_dir", help="a finished run directory of a classifier, or a preset (MODEL.PRESET)")
     p.add_argument("--eps", default="0.1", help="comma-separated L-infinity radii (default 0.1)")
     p.add_argument("--attacks", default="fgsm,pgd", help="fgsm, pgd or both (default fgsm,pgd)")
     p.add_argument("--steps", type=int, default=40, help="PGD iterations (default 40)")
-    p.add_argument("--step-size", type=float, help="PGD step size (default 2.5*eps/steps)")
+    p.add_argument("--step-size", type=float, help="PGD step size (default 0.01, Madry et al.'s)")
     p.add_argument("--no-random-start", action="store_true", help="PGD starts from the clean input")
     p.add_argument("--limit", type=int, help="attack at most this many test examples")
     p.add_argument("--batch-size", type=int, default=256)
@@ -543,9 +546,14 @@ def cmd_attack(args: argparse.Namespace) -> int:
     for a in attacks:
         if a not in ATTACKS:
             raise ZooError(f"unknown attack {a!r}; use {', '.join(ATTACKS)}")
-    if not Path(args.run_dir).is_dir():
+    from zoo import presets
+
+    if presets.split_name(args.run_dir):  # MODEL.PRESET: the preset's weights on its test data
+        run = presets.as_run(args.run_dir, args.data_dir)
+    elif not Path(args.run_dir).is_dir():
         raise ZooError(f"run directory {args.run_dir!r} does not exist")
-    run = Run.load(args.run_dir)
+    else:
+        run = Run.load(args.run_dir)
     metrics = evaluate_run(run, eps=_floats(args.eps, "--eps"), attacks=attacks, steps=args.steps,
                            step_size=args.step_size, random_start=not args.no_random_start, limit=args.limit,
                            batch_size=args.batch_size, data_dir=args.data_dir)

@@ -5,7 +5,9 @@
 
 Each name may carry its strength after '=' (a fraction of the image for
 translation and zoom, of a full turn for rotation, of the contrast for contrast;
-the mode for flip: horizontal, vertical or horizontal_and_vertical). The layers
+the mode for flip: horizontal, vertical or horizontal_and_vertical; pixels for
+pad_crop: zero-pad each side, then crop a random window of the image's size, the
+CIFAR augmentation of He et al. 2015 with Keras's ZeroPadding2D and RandomCrop). The layers
 are mapped over the training pipeline only, so validation, test, evaluation and
 exported models see the images as they are.
 """
@@ -25,6 +27,7 @@ AUGMENTATIONS: dict[str, Any] = {
     "rotation": 0.05,
     "zoom": 0.1,
     "contrast": 0.2,
+    "pad_crop": 4,
 }
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -49,6 +52,10 @@ def parse(augment: str | Sequence[str] | None) -> list[tuple[str, Any]]:
                 strength = value.strip()
                 if strength not in FLIP_MODES:
                     raise ZooError(f"flip takes one of {', '.join(FLIP_MODES)}, got {value!r}")
+            elif name == "pad_crop":
+                if not value.strip().isdigit() or int(value) < 1:
+                    raise ZooError(f"pad_crop takes a number of pixels (>= 1) after '=', got {value!r}")
+                strength = int(value)
             else:
                 try:
                     strength = float(value)
@@ -82,6 +89,10 @@ def layers(augment: str | Sequence[str] | None, data_spec: DataSpec, seed: int =
             made.append(keras.layers.RandomRotation(s, fill_mode="constant", seed=seed_i, name="rotation"))
         elif name == "zoom":
             made.append(keras.layers.RandomZoom(s, s, fill_mode="constant", seed=seed_i, name="zoom"))
+        elif name == "pad_crop":
+            height, width = (int(d) for d in data_spec.input_shape[:2])
+            made.append(keras.layers.ZeroPadding2D(s, name="pad_crop_pad"))
+            made.append(keras.layers.RandomCrop(height, width, seed=seed_i, name="pad_crop"))
         elif name == "contrast":
             if value_range is None:
                 raise ZooError("contrast augmentation needs images with a known value range (pixels scaled to [0, 1])")

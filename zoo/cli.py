@@ -33,6 +33,7 @@ def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", help="e.g. mlp, lenet, vgg, resnet")
     p.add_argument("--capability", help="e.g. pretraining, adversarial")
     p.add_argument("-l", "--long", action="store_true", help="load the specs and show family, tasks and summary")
+    p.add_argument("--pretrained", action="store_true", help="list the weight presets: figure, size and source")
 
 
 @command("list", _list_args)
@@ -40,6 +41,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     """List registered models (from entry points; specs imported only for --long or a filter)."""
     from zoo import registry
 
+    if args.pretrained:
+        from zoo import presets
+
+        print(_table(presets.rows(args.pattern), presets.COLUMNS))
+        return 0
     filters = {"task": args.task, "family": args.family, "capability": args.capability}
     found = registry.entries()
     duplicates = [p for p in registry.problems() if "distributions" in p]
@@ -134,6 +140,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("search space:")
     for k, v in info["search_space"].items():
         print(f"  {k:18} {v}")
+    from zoo import presets, recipes
+
+    for line in recipes.describe(spec) + presets.describe(spec):
+        print(line)
     return 0
 
 
@@ -165,7 +175,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="from_run", metavar="RUN_DIR",
                    help="start from this run's (or .keras file's) layers: transfer learning")
     p.add_argument("--freeze", metavar="N|all-but-head",
-                   help="with --from: keep the first N weight layers, or all but the head, fixed")
+                   help="with --from or --weights: keep the first N weight layers, or all but the head, fixed")
+    p.add_argument("--weights", metavar="PRESET|PATH",
+                   help="start from a weight preset of the model (zoo list --pretrained) or a weights file "
+                        "(.h5, .weights.h5, .keras, a run directory)")
+    p.add_argument("--partial", action="store_true",
+                   help="with --from or --weights: accept loading fewer than half of the weight layers")
+    p.add_argument("--recipe", metavar="NAME", help="train with a recipe of the model, e.g. paper (zoo info MODEL)")
     p.add_argument("--callback", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
                    help="add a Keras callback from a zoo.callbacks plugin, e.g. reduce-lr-on-plateau:patience=2")
     from zoo.adversarial import add_train_arguments
@@ -180,11 +196,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from zoo.adversarial import train_options
     from zoo.training import train
 
-    if args.freeze and not args.from_run:
-        raise ZooError("--freeze needs --from RUN_DIR (the run whose layers to reuse)")
+    if args.freeze and not (args.from_run or args.weights):
+        raise ZooError("--freeze needs --from RUN_DIR or --weights PRESET|PATH (the layers to reuse)")
     run = train(args.model, args.dataset, runs_dir=args.runs_dir, run_name=args.run_name, callbacks=args.callback,
                 tensorboard=args.tensorboard, verbose=0 if args.quiet else ("auto" if sys.stdout.isatty() else 2),
-                augment=args.augment, from_run=args.from_run, freeze=args.freeze,
+                augment=args.augment, from_run=args.from_run, freeze=args.freeze, weights=args.weights,
+                partial=args.partial, recipe=args.recipe,
                 **data_options(args), **hp_options(args), **train_options(args), **scale.options(args))
     if not run.config["distribution"]["chief"]:
         print(f"worker {run.config['distribution']['worker_index']}: worker 0 (the chief) writes the run directory")

@@ -700,8 +700,11 @@ def export_run(run: Any, *, name: str | None = None, version: int | None = None,
     `formats` adds "onnx" and/or "tflite" copies beside the SavedModel; each is
     checked against the Keras model like the SavedModel is.
     """
+    from zoo import presets
     from zoo.training import Run
 
+    if not isinstance(run, Run) and presets.split_name(str(run)):  # MODEL.PRESET: its weights, no training
+        run = presets.as_run(str(run))
     if not isinstance(run, Run):
         path = Path(run)
         if not path.is_dir():
@@ -737,7 +740,7 @@ def export_run(run: Any, *, name: str | None = None, version: int | None = None,
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="a run directory written by `zoo train`")
+    p.add_argument("run_dir", help="a run directory written by `zoo train`, or a preset (MODEL.PRESET)")
     p.add_argument("--name", help="model name under the export root (default: the run's model)")
     p.add_argument("--version", type=int, help="integer version (default: the next free one)")
     p.add_argument("--out", default="saved_models", help="export root (default: saved_models/)")

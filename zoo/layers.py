@@ -7,6 +7,7 @@ ones Keras has as layers (PReLU, LeakyReLU) or lacks (maxout).
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from zoo.errors import ZooError, did_you_mean
 from zoo.spec import DataSpec
@@ -45,6 +46,25 @@ class Maxout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "pieces": self.pieces}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FanInUniform(keras.initializers.Initializer):
+    """Uniform in +-limit / fan_in (LeCun et al. 1998, Appendix C: limit 2.4, so that
+    the weighted sums fall in the squashing function's range). Keras's lecun_uniform is
+    +-sqrt(3 / fan_in) (LeCun et al. 1998b, Efficient BackProp), another rule."""
+
+    def __init__(self, limit: float = 2.4, seed=None):
+        self.limit, self.seed = float(limit), seed
+        self._generator = keras.random.SeedGenerator(seed) if seed is not None else None
+
+    def __call__(self, shape, dtype=None):
+        fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
+        bound = self.limit / max(1, fan_in)
+        return keras.random.uniform(shape, -bound, bound, dtype=dtype, seed=self._generator)
+
+    def get_config(self):
+        return {"limit": self.limit, "seed": self.seed}
 
 
 def check_activation(name: str) -> None:

@@ -484,7 +484,8 @@ def _predict_rows(servable: Servable, sig, arrays: dict[str, np.ndarray]) -> lis
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("saved_model", help="saved_models/NAME/VERSION (or saved_models/NAME: its highest version)")
+    p.add_argument("saved_model", help="saved_models/NAME/VERSION (or saved_models/NAME: its highest version), or a "
+                                       "preset (MODEL.PRESET, e.g. lenet5.mnist)")
     p.add_argument("--input", "-i", required=True, help="CSV, .npy/.npz, an image, or a folder of images")
     p.add_argument("--output", "-o", help="write JSON lines here (default: stdout)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -494,8 +495,11 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 @command("predict", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict offline from an exported SavedModel: one JSON line per example."""
-    rows = predict_file(args.saved_model, args.input, batch_size=args.batch_size, signature=args.signature,
+    """Predict offline from an exported SavedModel (or a preset, MODEL.PRESET): one JSON line per example."""
+    from zoo import presets
+
+    saved_model = presets.exported(args.saved_model) if presets.split_name(args.saved_model) else args.saved_model
+    rows = predict_file(saved_model, args.input, batch_size=args.batch_size, signature=args.signature,
                         allow_nan=args.allow_nan)
     lines = "".join(json.dumps(r) + "\n" for r in rows)
     if args.output:

@@ -35,8 +35,10 @@ TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "optimizer": "adam",  # sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam
         "learning_rate": "auto",  # a number, or auto: the optimizer's own default (zoo.training.DEFAULT_LEARNING_RATES)
-        "lr_schedule": "constant",  # or "linear": decays to final_lr_fraction * lr
+        "lr_schedule": "constant",  # or "linear": decays to final_lr_fraction * lr; "step": see lr_boundaries
         "final_lr_fraction": 0.01,
+        "lr_boundaries": [],  # step schedule: the epochs after which the rate changes ...
+        "lr_factors": [],  # ... and the base rate's multiplier before the first and after each boundary
         "loss": "auto",  # auto, crossentropy, hinge, mse, mae, huber
         "batch_size": 32,
         "epochs": 20,
@@ -332,6 +334,138 @@ class DataSpec:
         )
 
 
+# --- weight presets and training recipes ------------------------------------------
+# Data, not code: the core resolves them (zoo.presets, zoo.recipes, zoo.reproduce).
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a preset or a recipe reaches: `metric` names a key of a run's
+    metrics.json (or of its "robustness"), or a figure derived from one
+    (zoo.reproduce.FIGURES: test_error is 1 - test_accuracy in %, ...); `value`
+    is in that metric's units; `source` says who measured it and where."""
+
+    metric: str
+    value: float
+    source: str = ""
+    dataset: str = ""
+    #: for robustness figures: the attack to evaluate the trained model with
+    #: (zoo.adversarial.AttackConfig fields: attack, eps, steps, step_size)
+    attack: Mapping[str, Any] | None = None
+    #: a bound the model cannot pass (the perceptron's XOR), not a result to reach
+    limit: bool = False
+
+    def __post_init__(self) -> None:
+        if self.attack is not None:
+            object.__setattr__(self, "attack", MappingProxyType(dict(self.attack)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "source": self.source, "dataset": self.dataset,
+                **({"attack": dict(self.attack)} if self.attack else {}), **({"limit": True} if self.limit else {})}
+
+
+@dataclass(frozen=True)
+class WeightPreset:
+    """Named trained weights for a spec, loaded by `build(..., weights=NAME)` and
+    `zoo train --weights NAME`.
+
+    `source` is where the file is: an https:// URL (downloaded with
+    keras.utils.get_file into the data directory's cache), `package:MODULE/PATH`
+    (a file shipped in a Python package) or a run directory. `sha256` (or `md5`,
+    for files whose publisher gives only that, as keras.applications does) is
+    checked before the weights are used. `hyperparameters` force the layout the
+    weights need (e.g. conv_bias=True); `data` is the DataSpec (JSON) they were
+    trained on: input shape, class names and the data-side preprocessing, which
+    export and serving apply to raw inputs. Preprocessing inside the network
+    (keras.applications' caffe mode) is a hyperparameter of the input block.
+    `classifier` is the file's name for the output layer."""
+
+    name: str
+    source: str
+    data: Mapping[str, Any]
+    sha256: str = ""
+    md5: str = ""
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    classifier: str = "output"
+    license: str = ""
+    figure: Figure | None = None
+    summary: str = ""
+    #: for a figure measured here: train() options that rebuild its test split (split, seed)
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("data", "hyperparameters", "evaluation"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def file_hash(self) -> tuple[str, str]:
+        """(algorithm, hex digest) that the file must have; ("", "") for a run directory."""
+        return ("sha256", self.sha256) if self.sha256 else ("md5", self.md5) if self.md5 else ("", "")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not _PRESET.match(self.name):
+            out.append(f"preset name {self.name!r} must be lowercase letters, digits, '_' or '-'")
+        remote = self.source.startswith(("https://", "http://", "file://", "package:"))
+        if remote and not (self.sha256 or self.md5):
+            out.append(f"preset {self.name!r} needs the sha256 of {self.source}")
+        if not {"input_shape", "task"} <= set(self.data):
+            out.append(f"preset {self.name!r}: data must give at least input_shape and task")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        algorithm, digest = self.file_hash
+        return {"name": self.name, "summary": self.summary, "source": self.source,
+                "hash": f"{algorithm}:{digest}" if digest else None, "license": self.license,
+                "classifier": self.classifier, "hyperparameters": dict(self.hyperparameters),
+                "input_shape": list(self.data["input_shape"]),
+                "classes": len(self.data.get("class_names") or []) or None,
+                "preprocessing": dict(self.data.get("preprocessing") or {}),
+                "figure": self.figure.to_json() if self.figure else None}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training recipe: the hyperparameters over the spec's defaults (optimizer,
+    schedule, init, input scaling, epochs, ...), the augmentation and adversarial
+    training it uses, the paper's dataset and figure, and budgets for `zoo reproduce`
+    (`quick` and `paper`: train() options and hyperparameters such as epochs and
+    limit). `notes` say where Keras lacks the paper's exact method and what stands in."""
+
+    name: str
+    summary: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+    augment: tuple[str, ...] = ()
+    adversarial: Mapping[str, Any] | None = None
+    figure: Figure | None = None
+    budgets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    notes: str = ""
+    reference: str = ""
+    #: examples of the training data kept for validation (0: the zoo's split); the papers
+    #: trained on all of it, so a recipe may keep only a few for its learning curves
+    validation: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))
+        object.__setattr__(self, "augment", tuple(self.augment))
+        object.__setattr__(self, "budgets", MappingProxyType({k: MappingProxyType(dict(v))
+                                                              for k, v in dict(self.budgets).items()}))
+        if self.adversarial is not None:
+            object.__setattr__(self, "adversarial", MappingProxyType(dict(self.adversarial)))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "summary": self.summary, "hyperparameters": dict(self.hyperparameters),
+                "dataset": self.dataset, "augment": list(self.augment),
+                "adversarial": dict(self.adversarial) if self.adversarial else None,
+                "figure": self.figure.to_json() if self.figure else None,
+                "budgets": {k: dict(v) for k, v in self.budgets.items()}, "notes": self.notes,
+                "reference": self.reference, "validation": self.validation}
+
+
+_PRESET = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
 # --- model spec ----------------------------------------------------------------
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
@@ -375,8 +509,14 @@ class ModelSpec:
     #: optional: hyperparameter overrides that make the model small for those tests
     #: (e.g. {"units": 8}); the defaults stay what the paper used
     example_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    #: optional: named trained weights (zoo.presets), e.g. {"imagenet": WeightPreset(...)}
+    presets: Mapping[str, WeightPreset] = field(default_factory=dict)
+    #: optional: named training recipes beside the defaults (zoo.recipes), e.g. {"paper": Recipe(...)}
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "recipes", MappingProxyType(dict(self.recipes)))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         if self.example_input_shape is not None:
             object.__setattr__(self, "example_input_shape", tuple(self.example_input_shape))
@@ -423,6 +563,30 @@ class ModelSpec:
         if shape is not None and (not all(isinstance(d, int) and d > 0 for d in shape)
                                   or (self.input_ranks is not None and len(shape) not in self.input_ranks)):
             out.append(f"example_input_shape {shape} must be positive ints of a rank in input_ranks {self.input_ranks}")
+        out += self._preset_and_recipe_problems()
+        return out
+
+    def _preset_and_recipe_problems(self) -> list[str]:
+        out = []
+        known = self.hyperparameters()
+        for key, preset in self.presets.items():
+            if not isinstance(preset, WeightPreset) or preset.name != key:
+                out.append(f"presets[{key!r}] must be a WeightPreset named {key!r}")
+                continue
+            out += preset.problems()
+            unknown = sorted(set(preset.hyperparameters) - set(known))
+            if unknown:
+                out.append(f"preset {key!r} sets {unknown}, which are not hyperparameters")
+        for key, recipe in self.recipes.items():
+            if not isinstance(recipe, Recipe) or recipe.name != key:
+                out.append(f"recipes[{key!r}] must be a Recipe named {key!r}")
+                continue
+            budgets = [b for budget in recipe.budgets.values() for b in budget]
+            unknown = sorted({*recipe.hyperparameters, *budgets} - set(known) - set(RECIPE_OPTIONS))
+            if unknown:
+                out.append(f"recipe {key!r} sets {unknown}, which are not hyperparameters")
+        if "default" in self.recipes:
+            out.append("the recipe name 'default' is taken: it means the spec's defaults")
         return out
 
     @property
@@ -480,7 +644,13 @@ class ModelSpec:
             "api_version": self.api_version,
             "defaults": self.hyperparameters(),
             "search_space": {k: p.describe() for k, p in self.search_space.items()},
+            "presets": {k: p.describe() for k, p in self.presets.items()},
+            "recipes": {k: r.describe() for k, r in self.recipes.items()},
         }
+
+
+#: train() options a recipe's budget may set beside hyperparameters
+RECIPE_OPTIONS = ("limit", "split")
 
 
 class PluginSpecInvalid(ZooError):

@@ -36,12 +36,13 @@ from zoo.errors import ZooError, did_you_mean
 from zoo.registry import get_spec
 from zoo.spec import UNSUPERVISED_TASKS, DataSpec, ModelSpec
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "sdlm")
 #: the learning rate `auto` gives each optimizer: Keras's own default, but 0.01 for
 #: Adagrad (Duchi et al. 2011, Keras 2) and 1.0 for Adadelta (Zeiler 2012's method has
-#: no learning rate: 1.0 applies its update as the paper defines it)
+#: no learning rate: 1.0 applies its update as the paper defines it); SDLM's is LeCun
+#: et al. 1998's first rate (zoo.optimizers.SDLM)
 DEFAULT_LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.001,
-                          "adadelta": 1.0, "adam": 0.001}
+                          "adadelta": 1.0, "adam": 0.001, "sdlm": 5e-4}
 LOSSES = {
     "classification": ("auto", "crossentropy", "hinge"),
     "regression": ("auto", "mse", "mae", "huber"),
@@ -140,6 +141,12 @@ class Run:
         the baseline does not know."""
         m = self.metrics
         lines = [f"run directory: {self.dir}"]
+        if self.config.get("transfer"):
+            from zoo.transfer import Transfer
+
+            t = self.config["transfer"]
+            lines.append(Transfer(t["from"], t.get("freeze"), t.get("loaded", []), t.get("skipped", []),
+                                  t.get("replaced", []), t.get("frozen", [])).summary())
         verdict = self.verdict()
         for key, value in m.items():
             if not key.startswith("test_") or not isinstance(value, float):
@@ -175,26 +182,37 @@ class Run:
                                                                              "history.json"))
         model = None
         if with_model:
-            import importlib
-
-            import keras
-
-            from zoo import metrics as zoo_metrics
-
-            zoo_metrics.register()  # metric classes a model compiled for an objective may name
-            spec = get_spec(config["model"])  # import the plugin so its custom layers are registered
-            for module in spec.keras_modules:  # and the modules it names for its Keras classes
-                importlib.import_module(module)
             path = d / "model.keras"
-            try:
-                model = keras.saving.load_model(path)
-            except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-                if not path.is_file():
-                    raise ZooError(f"{str(d)!r} is not a finished run directory (missing model.keras)") from None
-                if not zipfile.is_zipfile(path):  # Keras says "File not found" for a file that exists
-                    raise ZooError(f"{path} is damaged ({path.stat().st_size} bytes, not a Keras archive)") from None
-                raise ZooError(f"cannot load {path}: {unregistered_class(exc) or exc}") from None
+            if not path.is_file():
+                raise ZooError(f"{str(d)!r} is not a finished run directory (missing model.keras)")
+            model = load_keras_model(path, model_name=config["model"])
         return cls(d, config, history, metrics, model)
+
+
+def load_keras_model(path: str | Path, *, model_name: str | None = None, compile: bool = True):
+    """A saved .keras model, with every Keras class it may need imported first: the
+    zoo's metrics and optimizers, and the keras_modules of the spec that built it
+    (of every installed spec when that is not known). Every path that loads a
+    model (Run.load, transfer, export) comes here. A ZooError says what is wrong."""
+    import importlib
+
+    import keras
+
+    from zoo import metrics as zoo_metrics
+    from zoo import registry
+
+    zoo_metrics.register()  # metric classes a model compiled for an objective may name
+    importlib.import_module("zoo.optimizers")  # and the zoo's optimizers (SDLM, ScheduledSGD)
+    specs = [get_spec(model_name)] if model_name else registry.load_all()[0]  # import the plugin, then
+    for module in dict.fromkeys(m for spec in specs for m in spec.keras_modules):  # its Keras classes' modules
+        importlib.import_module(module)
+    path = Path(path)
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        if not zipfile.is_zipfile(path):  # Keras says "File not found" for a file that exists
+            raise ZooError(f"{path} is damaged ({path.stat().st_size} bytes, not a Keras archive)") from None
+        raise ZooError(f"cannot load {path}: {unregistered_class(exc) or exc}") from None
 
 
 def unregistered_class(exc: BaseException) -> str | None:
@@ -283,21 +301,48 @@ def resolve_hyperparameters(spec: ModelSpec, overrides: Mapping[str, Any]) -> di
     return hp
 
 
-def make_optimizer(hp: Mapping[str, Any], steps_per_epoch: int):
-    """An optimizer by name, with a constant or linearly decaying learning rate."""
+def learning_rate_schedule(hp: Mapping[str, Any], steps_per_epoch: int):
+    """The learning rate of `hp` as Keras takes it: a number (constant), or a Keras
+    schedule: linear decay to final_lr_fraction, or steps (the base rate times
+    lr_factors[i] after lr_boundaries[i - 1] epochs, as the papers' step schedules)."""
     import keras
 
-    name, lr = hp["optimizer"], learning_rate(hp)
+    lr = learning_rate(hp)
     if not lr > 0:
         raise ZooError(f"learning rate must be positive, got {lr}")
-    if hp["lr_schedule"] == "linear":
+    kind = hp["lr_schedule"]
+    if kind == "linear":
         steps = max(1, int(hp["epochs"]) * steps_per_epoch)
-        lr = keras.optimizers.schedules.PolynomialDecay(lr, steps, lr * float(hp["final_lr_fraction"]), power=1.0)
-    elif hp["lr_schedule"] != "constant":
-        raise ZooError(f"unknown lr_schedule {hp['lr_schedule']!r}; use constant or linear")
+        return keras.optimizers.schedules.PolynomialDecay(lr, steps, lr * float(hp["final_lr_fraction"]), power=1.0)
+    if kind == "step":
+        boundaries, factors = [int(b) for b in hp["lr_boundaries"]], [float(f) for f in hp["lr_factors"]]
+        if not boundaries or len(factors) != len(boundaries) + 1 or boundaries != sorted(boundaries):
+            raise ZooError("lr_schedule step needs increasing lr_boundaries (epochs) and one more lr_factors, e.g. "
+                           "--set lr_boundaries=91,136 --set lr_factors=1,0.1,0.01")
+        return keras.optimizers.schedules.PiecewiseConstantDecay([b * steps_per_epoch for b in boundaries],
+                                                                 [lr * f for f in factors])
+    if kind != "constant":
+        raise ZooError(f"unknown lr_schedule {kind!r}; use constant, linear or step")
+    return lr
+
+
+def make_optimizer(hp: Mapping[str, Any], steps_per_epoch: int):
+    """An optimizer by name, with the learning rate schedule of `hp`; momentum
+    optimizers follow `final_momentum` after `momentum_epochs` when `hp` has them
+    (zoo.optimizers.ScheduledSGD), `sdlm` is zoo.optimizers.SDLM."""
+    import keras
+
+    from zoo import optimizers
+
+    name, lr = hp["optimizer"], learning_rate_schedule(hp, steps_per_epoch)
     if name in ("sgd", "momentum", "nesterov"):
         momentum = 0.0 if name == "sgd" else float(hp.get("momentum", 0.9))
+        if name == "momentum" and int(hp.get("momentum_epochs", 0) or 0) > 0:
+            return optimizers.ScheduledSGD(lr, momentum=momentum, final_momentum=float(hp["final_momentum"]),
+                                           switch_step=int(hp["momentum_epochs"]) * steps_per_epoch)
         return keras.optimizers.SGD(lr, momentum=momentum, nesterov=name == "nesterov")
+    if name == "sdlm":
+        return optimizers.SDLM(lr, mu=float(hp.get("sdlm_mu", 0.02)), batch_size=int(hp["batch_size"]))
     return {"adagrad": keras.optimizers.Adagrad, "rmsprop": keras.optimizers.RMSprop,
             "adadelta": keras.optimizers.Adadelta, "adam": keras.optimizers.Adam}[name](lr)
 
@@ -329,7 +374,7 @@ def _loss_and_task_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[st
     if task == "classification":
         binary = data_spec.output_units == 1
         if loss == "hinge":
-            fn = keras.losses.Hinge() if binary else sparse_categorical_hinge
+            fn = binary_hinge if binary else sparse_categorical_hinge
         else:
             fn = keras.losses.BinaryCrossentropy() if binary else keras.losses.SparseCategoricalCrossentropy()
         acc = keras.metrics.BinaryAccuracy(name="accuracy") if binary else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -349,12 +394,38 @@ def _loss_and_task_metrics(task: str, data_spec: DataSpec, loss: str) -> dict[st
     return {"loss": fn, "metrics": [keras.metrics.MeanSquaredError(name="mse")]}
 
 
-def sparse_categorical_hinge(y_true, y_pred):
-    """Crammer-Singer multi-class hinge on integer labels (Keras's wants one-hot)."""
+def scores(y_pred):
+    """The raw scores (logits) behind a softmax or sigmoid output, for losses that are
+    defined on scores (the hinge): the logits Keras keeps on the output tensor, as its
+    cross-entropy uses them (TensorFlow backend), else recovered from the
+    probabilities: log p for a softmax (the scores up to a constant per example,
+    which a multi-class hinge ignores), the log-odds for a sigmoid."""
     import keras
 
-    y_true = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), keras.ops.shape(y_pred)[-1])
-    return keras.losses.categorical_hinge(y_true, y_pred)
+    logits = getattr(y_pred, "_keras_logits", None)
+    if logits is not None:
+        return logits
+    p = keras.ops.clip(y_pred, 1e-37, 1.0 - 1e-7)
+    return keras.ops.log(p) - keras.ops.log1p(-p) if y_pred.shape[-1] == 1 else keras.ops.log(p)
+
+
+def sparse_categorical_hinge(y_true, y_pred):
+    """Crammer-Singer multi-class hinge max(0, 1 + max_{j != y} z_j - z_y) on the raw
+    scores z, integer labels. (keras.losses.categorical_hinge takes the other classes'
+    maximum as at least 0, which holds for probabilities only.)"""
+    from keras import ops
+
+    z = scores(y_pred)
+    true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(z)[-1], dtype=z.dtype)
+    other = ops.max(ops.where(true > 0, ops.full_like(z, float("-inf")), z), axis=-1)
+    return ops.relu(1.0 + other - ops.sum(true * z, axis=-1))
+
+
+def binary_hinge(y_true, y_pred):
+    """The hinge max(0, 1 - t z) on the raw score z, labels 0/1 taken as t = -1/+1 (keras.losses.hinge)."""
+    import keras
+
+    return keras.losses.hinge(y_true, scores(y_pred))
 
 
 def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, steps_per_epoch: int,
@@ -565,7 +636,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
           dataset_options: Mapping[str, Any] | None = None, tensorboard: bool = False,
           verbose: Any = "auto", callbacks: Sequence[Any] = (), adversarial: Any = None,
           augment: str | Sequence[str] | None = None, from_run: str | Path | None = None,
-          freeze: str | int | None = None, device: str = "auto", precision: str = "auto",
+          freeze: str | int | None = None, weights: str | Path | None = None, partial: bool = False,
+          recipe: str | None = None, device: str = "auto", precision: str = "auto",
           xla: bool | None = None, distribute: str | None = None, metrics: Sequence[str] = (),
           monitor: str | None = None, **hyperparameters: Any) -> Run:
     """Train a registered model on a dataset and write a run directory.
@@ -582,6 +654,11 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     `augment` names image augmentations for the training split (see zoo.augment).
     `from_run` starts from a previous run's (or a .keras model's) layers, with the
     first N weight layers or all but the head frozen by `freeze` (see zoo.transfer).
+    `weights` starts from a weight preset of the model ("imagenet") or a weights file
+    (see zoo.presets); loading fewer than half of the weight layers is an error unless
+    `partial`. `recipe` trains with a named recipe of the spec ("paper", see
+    zoo.recipes): its hyperparameters, augmentation and adversarial training are the
+    starting point, which the other arguments override.
 
     `device`, `precision`, `xla` and `distribute` choose where and how it computes
     (see zoo.scale); under `distribute` the batch size is the global batch size.
@@ -594,19 +671,29 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     from zoo import scale
 
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    from zoo import recipes
+
+    spec, chosen = recipes.apply(spec, recipe)
+    if chosen is not None:
+        augment = list(chosen.augment) if augment is None and chosen.augment else augment
+        adversarial = dict(chosen.adversarial) if adversarial is None and chosen.adversarial else adversarial
     if augment:
         from zoo.augment import apply as augment_pipeline
         from zoo.augment import parse as parse_augment
 
         parse_augment(augment)  # refuse unknown names before any work
     source = None
-    if freeze and from_run is None:
-        raise ZooError("freeze needs from_run (the run or .keras model whose layers to reuse)")
-    if from_run is not None:
-        from zoo import transfer
+    if freeze and from_run is None and weights is None:
+        raise ZooError("freeze needs from_run or weights (the run, model or weights whose layers to reuse)")
+    if from_run is not None and weights is not None:
+        raise ZooError("give from_run (--from) or weights (--weights), not both")
+    if from_run is not None or weights is not None:
+        from zoo import presets, transfer
 
-        source = transfer.load_source(from_run)
+        source = transfer.load_source(from_run) if weights is None else presets.source(weights, spec, data_dir)
         hp = transfer.hyperparameters(spec, source, hyperparameters, freeze)
+        if presets.raw_inputs(source):  # the weights' input block takes raw pixels (keras.applications' caffe)
+            dataset_options = {"normalize": False, **dict(dataset_options or {})}
     else:
         hp = resolve_hyperparameters(spec, hyperparameters)
     if not isinstance(dataset, Dataset):
@@ -614,16 +701,19 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     runtime = scale.configure(device, precision, xla, distribute)  # first: before TensorFlow initialises
     set_seed(seed, deterministic=runtime.deterministic)
     plugin_callbacks = [c for c in callbacks if isinstance(c, str)]  # zoo.callbacks plugins by name
-    if plugin_callbacks:
+    from_names = []
+    if plugin_callbacks:  # first in the list: what they add to an epoch's logs reaches the history
         from zoo.callbacks import from_plugins
 
-        callbacks = [c for c in callbacks if not isinstance(c, str)] + from_plugins(plugin_callbacks)
+        callbacks, from_names = [c for c in callbacks if not isinstance(c, str)], from_plugins(plugin_callbacks)
     if not isinstance(dataset, Dataset):
         name = dataset or spec.default_dataset
         if name is None:
             raise ZooError(f"model {spec.name!r} has no default dataset; give one with --dataset")
         dataset = load_dataset(name, batch_size=int(hp["batch_size"]), split=split, seed=seed, data_dir=data_dir,
                                limit=limit, **dict(dataset_options or {}))
+        if chosen is not None and chosen.validation and split is None and limit is None:
+            dataset = recipes.holdout(dataset, chosen.validation)  # the paper trained on all the training data
     data_spec = dataset.spec
     spec.check_data(data_spec)
     task = task_for(spec, data_spec)
@@ -632,7 +722,10 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     batch_size = int(hp["batch_size"])
     with runtime.scope():  # dtype policy and tf.distribute strategy around build and compile
         keras_model = build_model(spec, hp, data_spec)
-        transferred = transfer.apply(keras_model, source, freeze, data_spec) if source is not None else None
+        transferred = None
+        if source is not None:
+            presets.complete(source, spec, hp, data_spec)
+            transferred = transfer.apply(keras_model, source, freeze, data_spec, partial=partial, spec=spec)
         fit_model, attack = keras_model, None
         if adversarial:  # fit a wrapper whose train_step adds adversarial examples; save the classifier
             from zoo import adversarial as adv
@@ -664,6 +757,8 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
         config["augment"] = [f"{n}={v}" for n, v in parse_augment(augment)]
     if transferred is not None:
         config["transfer"] = transferred.to_json()
+    if chosen is not None:
+        config["recipe"] = chosen.name
     _write_json(run_dir / "config.json", config)
 
     if spec.pretrain is not None:
@@ -675,6 +770,7 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
     started = time.perf_counter()
     fit = fit_model.fit(**fit_data, epochs=int(hp["epochs"]), verbose=verbose,
                         callbacks=training_callbacks(run_dir, hp, tensorboard=tensorboard, extra=callbacks,
+                                                     first=from_names,
                                                      budgeted=runtime.strategy is None, monitor=monitor_name,
                                                      mode=monitor_mode, restore_best=monitor is not None))
     seconds = time.perf_counter() - started
