@@ -46,18 +46,20 @@ BROKEN = {
 WORKING_BUILTINS = [n for n in registry.names() if n not in BROKEN]
 
 
-def example_entry_points() -> tuple[str, str, dict[str, str]]:
-    """Name, version and zoo.models entry points, read from the example's pyproject.toml."""
+def example_entry_points() -> tuple[str, str, dict[str, dict[str, str]]]:
+    """Name, version and entry points by group (models, datasets, ...), read from the
+    example's pyproject.toml."""
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
-    return project["name"], project["version"], project["entry-points"]["zoo.models"]
+    groups = {g.removeprefix("zoo."): e for g, e in project["entry-points"].items() if g.startswith("zoo.")}
+    return project["name"], project["version"], groups
 
 
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory) -> dict[str, list[str]]:
     """sys.path entries: "example" (the example plugin), "broken" (the four broken ones)."""
     root = tmp_path_factory.mktemp("site")
-    name, version, models = example_entry_points()
-    write_dist_info(root / "example", name, version, models)
+    name, version, groups = example_entry_points()
+    write_dist_info(root / "example", name, version, **groups)
     for model, (dist, dist_version, module, source, _) in BROKEN.items():
         attribute = "mlp" if model == "mlp" else "spec"
         write_dist_info(root / "broken", dist, dist_version, {model: f"{module}:{attribute}"})
@@ -167,10 +169,11 @@ def test_zoo_export_exports_the_plugin(paths, rbf_run, on_path, tmp_path):
     assert served["class_ids"].numpy().tolist() == expected.argmax(axis=1).tolist()
 
 
+@pytest.mark.parametrize("model", ["rbf-net", "mixup-mlp"])
 @pytest.mark.parametrize("name", CHECKS)
-def test_the_plugin_passes_the_conformance_kit(paths, on_path, name):
+def test_the_plugins_models_pass_the_conformance_kit(paths, on_path, model, name):
     on_path(*paths["example"])
-    check("rbf-net", name)
+    check(model, name)
 
 
 # --- what goes wrong for third parties ------------------------------------------------
@@ -204,7 +207,7 @@ def test_python_api_isolates_broken_plugins(paths, on_path):
         with pytest.raises(PluginError) as info:
             zoo.get_spec(model)
         assert all(part in str(info.value) for part in expected), str(info.value)
-    assert [n for n in zoo.list_models() if ":" not in n] == sorted([*WORKING_BUILTINS, "rbf-net"])
+    assert [n for n in zoo.list_models() if ":" not in n] == sorted([*WORKING_BUILTINS, "rbf-net", "mixup-mlp"])
     assert len(registry.problems()) == len(BROKEN)
     assert zoo.build("perceptron", input_shape=(4,), num_classes=3).output_shape == (None, 3)
     assert zoo.get_spec("rbf-net").family == "rbf"
@@ -222,3 +225,49 @@ def test_unknown_names_get_did_you_mean(paths, on_path, tmp_path):
         zoo.get_spec("broken-import")
     with pytest.raises(ZooError, match="installed but broken: plugin 'broken-import' from zoo-broken 1.0"):
         zoo.get_spec("broken")
+
+
+# --- datasets, commands and callbacks as plugins; a model with its own train_step ------------------------
+
+
+def test_dataset_command_and_callback_plugins_through_the_cli(paths, rbf_run, tmp_path):
+    """`zoo datasets` lists the plugin's dataset with its distribution; a model trains
+    on it with the plugin's callback; the plugin's command runs; provenance is recorded."""
+    listed = zoo_cli("datasets", path=paths["example"], cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("waves "))
+    assert "zoo-example-plugin" in row
+    out = zoo_cli("train", "mixup-mlp", "-d", "waves", "--epochs", "2", "--callback", "epoch-seconds", "-q",
+                  "--runs-dir", str(tmp_path), "--run-name", "mix", path=paths["example"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    history = json.loads((tmp_path / "mix" / "history.json").read_text())
+    assert len(history["epoch_seconds"]) == 2 and all(v > 0 for v in history["epoch_seconds"])
+    provenance = json.loads((tmp_path / "mix" / "config.json").read_text())["provenance"]
+    assert provenance["model"]["distribution"] == provenance["dataset"]["distribution"] == "zoo-example-plugin"
+    assert provenance["callbacks"][0]["name"] == "epoch-seconds"
+    centres = zoo_cli("centres", str(rbf_run), "--top", "3", path=paths["example"], cwd=tmp_path)
+    assert centres.returncode == 0, centres.stderr[-2000:]
+    assert centres.stdout.splitlines()[0].split() == ["centre", "norm", "width"] and len(
+        centres.stdout.splitlines()) == 4
+    help_text = zoo_cli("--help", path=paths["example"], cwd=tmp_path).stdout
+    assert "centres" in help_text and "train" in help_text
+
+
+def test_adversarial_training_does_not_replace_a_plugins_own_train_step(paths, on_path, tmp_path):
+    on_path(*paths["example"])
+    assert "mixup-mlp" not in zoo.list_models(capability="adversarial")  # no implied capability
+    assert "rbf-net" in zoo.list_models(capability="adversarial")
+    with pytest.raises(ZooError, match="its own train_step.*declare the 'adversarial' capability"):
+        zoo.train("mixup-mlp", "waves", epochs=1, adversarial="fgsm", runs_dir=tmp_path, verbose=0)
+
+
+def test_transfer_from_a_plugin_run_imports_its_keras_modules(paths, on_path, tmp_path):
+    """keras_modules is honoured when a run's model is loaded elsewhere (here: transfer
+    in a fresh process, where nothing imported the plugin's layers module)."""
+    first = zoo_cli("train", "mixup-mlp", "-d", "waves", "--epochs", "1", "-q", "--runs-dir", str(tmp_path),
+                    "--run-name", "src", path=paths["example"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = zoo_cli("train", "mixup-mlp", "-d", "waves", "--epochs", "1", "-q", "--runs-dir", str(tmp_path),
+                     "--run-name", "dst", "--from", str(tmp_path / "src"), path=paths["example"], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "Could not locate" not in second.stderr

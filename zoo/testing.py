@@ -450,9 +450,12 @@ def check_reload(s: Subject, tmp_dir: Path) -> None:
 
 
 def _quiet_env() -> dict[str, str]:
+    """This process's environment and module path (a plugin on sys.path, not installed,
+    is found there too), with TensorFlow's start-up lines off."""
     import os
+    import sys
 
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
 
 def _each_task(check_fn: Callable[..., None]) -> Callable[[Subject, Path], None]:
@@ -577,17 +580,21 @@ def conformance_tests(*models: str | ModelSpec, checks: Iterable[str] = CHECKS,
     return test_conformance
 
 
-def write_dist_info(site: str | Path, name: str, version: str, models: Mapping[str, str]) -> Path:
-    """Declare a distribution and its `zoo.models` entry points in directory `site`
-    (a `<name>-<version>.dist-info` with METADATA and entry_points.txt), as pip would.
+def write_dist_info(site: str | Path, name: str, version: str, models: Mapping[str, str] | None = None,
+                    **groups: Mapping[str, str]) -> Path:
+    """Declare a distribution and its entry points in directory `site` (a
+    `<name>-<version>.dist-info` with METADATA and entry_points.txt), as pip would.
 
     With `site` (and the plugin's source) on sys.path or PYTHONPATH the registry
     finds the plugin, without installing it: fast tests of entry-point loading.
-    `models` maps model name -> "module:attribute".
+    `models` maps model name -> "module:attribute"; `datasets=`, `commands=` and
+    `callbacks=` do the same for those groups.
     """
     dist = Path(site) / f"{name.replace('-', '_')}-{version}.dist-info"
     dist.mkdir(parents=True, exist_ok=True)
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = "".join(f"{model} = {target}\n" for model, target in models.items())
-    (dist / "entry_points.txt").write_text("[zoo.models]\n" + lines)
+    sections = {"models": models or {}, **groups}
+    text = "".join(f"[zoo.{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items())
+                   for group, entries in sections.items() if entries)
+    (dist / "entry_points.txt").write_text(text)
     return dist

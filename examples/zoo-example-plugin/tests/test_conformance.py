@@ -1,5 +1,5 @@
-"""The zoo's conformance kit over this plugin's model: one line."""
+"""The zoo's conformance kit over this plugin's models: one line."""
 
 from zoo.testing import conformance_tests
 
-test_rbf_net = conformance_tests("rbf-net")
+test_models = conformance_tests("rbf-net", "mixup-mlp")

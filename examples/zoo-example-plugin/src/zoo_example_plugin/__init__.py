@@ -5,15 +5,18 @@ One hidden layer of Gaussian units around learned centres, then the zoo's output
 network; Moody & Darken (1989) placed the centres by k-means on the inputs before
 fitting the output weights, which the `pretrain` hook does here.
 
-The spec module imports its custom layer (and so Keras) when the spec is loaded, so
-that saved models reload. Listing model names (`zoo list`) never imports it.
+The spec module names the module that holds its Keras classes in `keras_modules`
+instead of importing it: the zoo imports that module before it loads a saved model
+(Run.load, transfer, export), and listing or filtering specs (`zoo list -l`) never
+imports Keras.
+
+A second model, `mixup-mlp`, trains with its own `train_step` (mixup, Zhang et al.
+2018): see layers.MixupModel and docs/writing-a-plugin.md.
 """
 
 from __future__ import annotations
 
 from zoo.spec import Boolean, DataSpec, Float, Int, ModelSpec
-
-from zoo_example_plugin.layers import GaussianRBF
 
 DEFAULTS = {"centers": 32, "sigma": 1.0, "learn_widths": True, "kmeans_init": True,
             "learning_rate": 1e-2}  # overrides the zoo's training default
@@ -31,6 +34,7 @@ def build(hp, data_spec: DataSpec):
     import keras
 
     from zoo.layers import output_head
+    from zoo_example_plugin.layers import GaussianRBF
 
     inputs = keras.Input(shape=data_spec.input_shape, name="features")
     x = keras.layers.Flatten(name="flatten")(inputs) if len(data_spec.input_shape) > 1 else inputs
@@ -65,4 +69,38 @@ rbf_net = ModelSpec(
     reference="Broomhead & Lowe 1988; Moody & Darken 1989",
     pretrain=kmeans_centers,
     example_hyperparameters={"centers": 8},
+    keras_modules=("zoo_example_plugin.layers",),  # GaussianRBF, imported before a saved model loads
+)
+
+
+# --- a model with its own train_step -------------------------------------------------------------
+
+
+def build_mixup(hp, data_spec: DataSpec):
+    """An MLP whose training step trains on mixed pairs of examples (MixupModel)."""
+    import keras
+
+    from zoo.layers import output_head
+    from zoo_example_plugin.layers import MixupModel
+
+    inputs = keras.Input(shape=data_spec.input_shape, name="features")
+    x = keras.layers.Flatten(name="flatten")(inputs) if len(data_spec.input_shape) > 1 else inputs
+    x = keras.layers.Dense(int(hp["units"]), activation="relu", name="dense1")(x)
+    return MixupModel(inputs, output_head(x, data_spec), alpha=float(hp["alpha"]), name="mixup_mlp")
+
+
+mixup_mlp = ModelSpec(
+    name="mixup-mlp",
+    family="mlp",
+    summary="One-hidden-layer MLP trained with mixup (its own train_step)",
+    tasks=("classification",),
+    build=build_mixup,
+    defaults={"units": 64, "alpha": 0.2},
+    search_space={"units": Int(16, 256, step=16), "alpha": Float(0.05, 0.8, sampling="log")},
+    input_ranks=(1, 2, 3),
+    default_dataset="waves",
+    reference="Zhang, Cisse, Dauphin & Lopez-Paz 2018 (mixup)",
+    own_train_step=True,  # not "adversarial": zoo refuses --adversarial, which would replace mixup
+    keras_modules=("zoo_example_plugin.layers",),
+    example_hyperparameters={"units": 8},
 )
