@@ -31,6 +31,7 @@ SKIPS = (
     ("KERAS_BACKEND", "another Keras backend"), ("--precision mixed_float16", "a GPU"),
     ("pip install", "installs packages"), ("--model_config_file", "the user's config file"),
     ("--model_base_path", "the user's model folder"), ("rbf-net", "the example plugin, installed separately"),
+    ("mixup-mlp", "the example plugin, installed separately"), ("zoo centres", "the example plugin's command"),
     ("tensorflow_model_server", "TensorFlow Serving itself"),
 )
 
