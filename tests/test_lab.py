@@ -213,3 +213,36 @@ def test_learning_rate_auto_follows_the_optimizer():
     resnet = get_spec("resnet20")  # its own 0.1 belongs to its own optimizer (momentum)
     assert resolve_hyperparameters(resnet, {})["learning_rate"] == 0.1
     assert resolve_hyperparameters(resnet, {"optimizer": "adam"})["learning_rate"] == 0.001
+
+
+def test_predict_names_each_image_and_warns_when_it_looks_unlike_the_training_images(tmp_path, capsys):
+    from PIL import Image
+
+    from zoo.data import load
+    from zoo.export import export_run
+    from zoo.serve import predict_file
+    from zoo.training import train
+
+    run = train("mlp", "digits", runs_dir=tmp_path, epochs=2, units=16, verbose=0)
+    version = export_run(run.dir, out=tmp_path / "saved")
+    x = load("digits").arrays["test"][0][:2]  # rescaled to [0, 1]: back to the dataset's 0-16 pixels
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        pixels = (image[..., 0] * 16).round().astype("uint8")
+        Image.fromarray(pixels, "L").save(folder / f"light-on-dark-{i}.png")
+        Image.fromarray((16 - pixels).astype("uint8"), "L").save(folder / f"dark-on-light-{i}.png")
+    capsys.readouterr()
+    rows = predict_file(version, folder)
+    assert [r["input"] for r in rows] == sorted(p.name for p in folder.iterdir())
+    assert "inverted" not in capsys.readouterr().err  # half of each: the mean looks like the training images
+    inverted = tmp_path / "inverted"
+    inverted.mkdir()
+    for p in folder.glob("dark-on-light-*.png"):
+        p.rename(inverted / p.name)
+    predict_file(version, inverted)
+    assert "look inverted compared with the training images" in capsys.readouterr().err
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((8, 8), 255, "uint8"), "L").save(big)
+    predict_file(version, big)
+    assert "trained on pixels up to 16" in capsys.readouterr().err

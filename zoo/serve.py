@@ -362,6 +362,18 @@ def resolve_saved_model(path: str | os.PathLike) -> Path:
     return versions[max(versions)]
 
 
+def image_files(path: str | os.PathLike) -> list[Path] | None:
+    """The image files `zoo predict` reads from `path` (one image or a folder), in
+    order; None when `path` is not images."""
+    p = Path(path)
+    if not (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES):
+        return None
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
+    if not files:
+        raise ZooError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(p)!r}")
+    return files
+
+
 def read_inputs(path: str | os.PathLike, spec) -> np.ndarray:
     """Raw inputs from a CSV (numbers; an optional header), NPY/NPZ array, an
     image, or a folder of images, shaped for the signature input `spec`."""
@@ -369,10 +381,8 @@ def read_inputs(path: str | os.PathLike, spec) -> np.ndarray:
     shape = spec.shape.as_list()[1:]
     if not p.exists():
         raise ZooError(f"input {str(p)!r} not found")
-    if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
-        if not files:
-            raise ZooError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(p)!r}")
+    files = image_files(p)
+    if files is not None:
         return np.stack([_read_image(f, shape) for f in files])
     try:
         if p.suffix.lower() == ".npy":
@@ -453,14 +463,44 @@ def predict_file(saved_model: str | os.PathLike, input_path: str | os.PathLike, 
         from zoo.data.checks import check_inputs
 
         check_inputs(x, str(input_path))
+    files = image_files(input_path)
+    if files is not None:
+        for line in image_warnings(x, servable.metadata.get("preprocessing") or {}):
+            print(f"warning: {line}", file=sys.stderr)
     class_names = servable.metadata.get("class_names")
     rows: list[dict[str, Any]] = []
     for start in range(0, len(x), max(1, batch_size)):
         rows.extend(_predict_rows(servable, sig, {name: x[start:start + batch_size]}))
-    for item in rows:
+    for i, item in enumerate(rows):
         if class_names and isinstance(item.get("class_ids"), int) and 0 <= item["class_ids"] < len(class_names):
             item["class_name"] = class_names[item["class_ids"]]
+        item["input"] = files[i].name if files is not None else i  # which file (or row) this answer is for
     return rows
+
+
+def image_warnings(x: np.ndarray, preprocessing: dict[str, Any]) -> list[str]:
+    """What looks unlike the training images: values scaled to [0, 1] where the
+    model takes 0-255 pixels, or the opposite polarity (dark on light where the
+    training images were light on dark, as MNIST's are, or the reverse)."""
+    raw_max, raw_mean = preprocessing.get("raw_max"), preprocessing.get("raw_mean")
+    if not raw_max or raw_mean is None or not len(x):
+        return []
+    out = []
+    if float(np.max(x)) > 1.5 * raw_max:
+        out.append(f"the images' pixels go up to {float(np.max(x)):g}, but the model was trained on pixels up to "
+                   f"{raw_max:g}: scale them to that range (x * {raw_max:g} / {float(np.max(x)):g})")
+        return out
+    if raw_max > 1.5 and float(np.max(x)) <= 1.0:
+        out.append(f"the images' pixels are all in [0, 1], but the model was trained on pixels up to {raw_max:g}: "
+                   f"give it the images' raw values (e.g. 0-255), it rescales them itself")
+        return out
+    trained, given = raw_mean / raw_max, float(np.mean(x, dtype="float64")) / raw_max
+    if (trained < 0.5) != (given < 0.5) and abs(trained - given) > 0.25:
+        look = "light on a dark background" if trained < 0.5 else "dark on a light background"
+        out.append(f"the images look inverted compared with the training images (mean pixel {given:.0%} of the "
+                   f"maximum here, {trained:.0%} in training: the model learned {look}); invert them "
+                   f"({raw_max:g} - x) if that is what they are")
+    return out
 
 
 def _predict_rows(servable: Servable, sig, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:

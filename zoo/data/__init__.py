@@ -347,8 +347,9 @@ def _fit_preprocessing(raw: Raw, x_train: np.ndarray, normalize: bool) -> tuple[
         std = x_train.std(axis=axes)
         return {"type": "standardize", "mean": x_train.mean(axis=axes).tolist(),
                 "std": np.where(std > 1e-8, std, 1.0).astype("float32").tolist()}, None
-    if raw.pixel_max:
-        return {"type": "rescale", "scale": 1.0 / raw.pixel_max, "offset": 0.0}, (0.0, 1.0)
+    if raw.pixel_max:  # the training pixels' mean tells `zoo predict` what the images looked like (polarity)
+        return {"type": "rescale", "scale": 1.0 / raw.pixel_max, "offset": 0.0, "raw_max": float(raw.pixel_max),
+                "raw_mean": float(np.mean(x_train, dtype="float64"))}, (0.0, 1.0)
     return {"type": "standardize", "mean": x_train.mean(axis=0).tolist(), "std": _safe_std(x_train).tolist()}, None
 
 
