@@ -41,6 +41,7 @@ import numpy as np
 
 from zoo.commands import command
 from zoo.errors import ZooError
+from zoo.files import process_alive
 from zoo.spec import DataSpec
 
 SIGNATURE = "serving_default"
@@ -623,7 +624,7 @@ def stale_temp_dirs(root: str | os.PathLike) -> list[Path]:
     for folder in folders:
         for child in folder.iterdir():
             m = TEMP_DIR.match(child.name)
-            if m and child.is_dir() and not _process_alive(int(m[3])):
+            if m and child.is_dir() and not process_alive(int(m[3])):
                 found.append(child)
     return sorted(found)
 
@@ -634,16 +635,6 @@ def remove_stale_temp_dirs(model_dir: Path) -> list[Path]:
     for d in removed:
         shutil.rmtree(d, ignore_errors=True)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def check_keras_archive(path: Path) -> None:

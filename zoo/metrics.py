@@ -33,6 +33,9 @@ EXTRA_METRICS = {
 }
 #: larger is better for these; every other metric is an error or a loss
 MAXIMISED = ("accuracy", "auc", "precision", "recall", "f1", "r2", "top_k_accuracy")
+#: metric name -> Keras metric class, for the metrics that need no label adapter
+PLAIN = {"mse": "MeanSquaredError", "mae": "MeanAbsoluteError", "mape": "MeanAbsolutePercentageError",
+         "r2": "R2Score"}
 _TOP_N = re.compile(r"^top(\d+)_accuracy$")
 
 
@@ -93,17 +96,8 @@ def build(names: Sequence[str], task: str, num_classes: int | None) -> list[Any]
             k = 5 if name == "top_k_accuracy" else int(_TOP_N.match(name).group(1))
             out.append(keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=name))
             continue
-        elif name == "mse":
-            out.append(keras.metrics.MeanSquaredError(name="mse"))
-            continue
-        elif name == "mae":
-            out.append(keras.metrics.MeanAbsoluteError(name="mae"))
-            continue
-        elif name == "mape":
-            out.append(keras.metrics.MeanAbsolutePercentageError(name="mape"))
-            continue
-        elif name == "r2":
-            out.append(keras.metrics.R2Score(name="r2"))
+        elif name in PLAIN:  # metrics of the predictions against the targets as they are
+            out.append(getattr(keras.metrics, PLAIN[name])(name=name))
             continue
         else:
             raise ZooError(f"no metric named {name!r}")
