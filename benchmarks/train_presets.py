@@ -39,18 +39,22 @@ def main() -> None:
     p.add_argument("names", nargs="*", default=list(PRESETS), help=f"of {', '.join(PRESETS)}")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--run", help="take the weights of this finished run instead of training (one name only)")
+    p.add_argument("--runs", help="take the weights of the finished run directories RUNS/NAME instead of training")
     p.add_argument("--runs-dir", default="runs/presets")
     args = p.parse_args()
 
     from zoo import presets
-    from zoo.training import Run, train
+    from zoo.training import Run, build_model, train
 
     for name in args.names:
         model, dataset, recipe, hp, metric = PRESETS[name]
-        run = Run.load(args.run) if args.run else train(model, dataset, recipe=recipe, data_dir=args.data_dir,
-                                                         runs_dir=args.runs_dir, run_name=name, verbose=2, **hp)
+        done = args.run or (args.runs and str(Path(args.runs) / name))
+        run = Run.load(done) if done else train(model, dataset, recipe=recipe, data_dir=args.data_dir,
+                                                 runs_dir=args.runs_dir, run_name=name, verbose=2, **hp)
         weights = OUT / f"{name}.weights.h5"
-        run.model.save_weights(weights)
+        bare = build_model(run.spec, run.hyperparameters, run.data_spec)  # uncompiled: no optimizer state in the file
+        bare.set_weights(run.model.get_weights())
+        bare.save_weights(weights)
         data = {k: v for k, v in run.config["data_spec"].items() if k != "sizes"}
         (OUT / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
         print(json.dumps({"file": name, "run": str(run.dir), "bytes": weights.stat().st_size,

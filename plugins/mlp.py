@@ -9,6 +9,7 @@ cannot learn XOR (Minsky & Papert 1969); one hidden layer can.
 from __future__ import annotations
 
 from zoo.errors import ZooError
+from zoo.plugins.shipped import shipped
 from zoo.spec import Boolean, Choice, DataSpec, Figure, Float, Int, ModelSpec, PerLayer, Recipe
 
 ACTIVATION_CHOICES = ("relu", "tanh", "sigmoid", "leaky_relu", "prelu", "elu", "softsign", "swish", "mish", "maxout")
@@ -114,6 +115,12 @@ PERCEPTRON_XOR = Recipe(
     reference="Rosenblatt 1958; Minsky & Papert 1969")
 
 
+#: trained here with the defaults (zoo train mlp -d digits), shipped in the package
+DIGITS = shipped("digits", "mlp_digits", "f6c45e898721c5adcbbdb3645a00dff53ffef0779569f63282a394497fbb82fd",
+                 Figure("test_accuracy", 0.9629629850387573, "measured here: zoo train mlp -d digits (defaults, seed 0, "
+                        "20 epochs), the default 70/15/15 split's 270 test images", dataset="digits"),
+                 "an MLP (2 x 64 ReLU) for scikit-learn's 8x8 digits: raw 0-16 pixels in")
+
 mlp = ModelSpec(
     name="mlp",
     family="mlp",
@@ -127,6 +134,7 @@ mlp = ModelSpec(
     reference="Rumelhart, Hinton & Williams 1986",
     keras_modules=("zoo.layers",),  # Maxout, for reloading saved models
     recipes={"paper": BACKPROP_XOR, "goodfellow2015": FGSM_MAXOUT},
+    presets={"digits": DIGITS},
 )
 
 perceptron = ModelSpec(

@@ -45,6 +45,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         from zoo import presets
 
         print(_table(presets.rows(args.pattern), presets.COLUMNS))
+        for problem in registry.load_all(args.pattern)[1]:
+            print(f"warning: {problem}", file=sys.stderr)
         return 0
     filters = {"task": args.task, "family": args.family, "capability": args.capability}
     found = registry.entries()

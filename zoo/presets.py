@@ -255,7 +255,7 @@ def complete(found, spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec)
     try:
         model.load_weights(found.path)
     except (ValueError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = " ".join(str(exc).strip().splitlines()[:2]) or type(exc).__name__
         raise ZooError(f"{found.path} does not fit {spec.name!r} built with these hyperparameters ({first}); a "
                        ".weights.h5 file holds no architecture: build it as it was trained (--set ...), or give "
                        "its .keras model or run directory") from None

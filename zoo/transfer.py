@@ -260,7 +260,7 @@ def apply(model, source: Source, freeze: str | int | None, data_spec: DataSpec |
         raise ZooError(f"no layer of {info.source} fits model {model.name!r} (no layer with the same name "
                        "and weight shapes); start from a run of the same family" + _hint(more_arrays, spec))
     share = _loaded_share(layers, info)
-    if (2 * len(info.loaded) < len(info.loaded) + len(info.skipped) or share < 0.5) and not partial:
+    if (2 * len(info.loaded) < len(layers) or share < 0.5) and not partial:
         raise ZooError(f"only {len(info.loaded)} of the {len(layers)} weight layers of {model.name!r} ({share:.1%} of "
                        f"the weights to load) fit {info.source}: "
                        + "; ".join(f"{n} ({info.reasons[n]})" for n in info.skipped[:2])
