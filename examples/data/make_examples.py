@@ -9,6 +9,8 @@ scikit-learn or from a stated formula. Run from the repository root:
   for the transfer-learning example.
 - flowers.csv, rows.csv: the first rows of each iris species (Fisher 1936, as bundled
   by scikit-learn), features only, for `zoo predict` on an iris model.
+- digit.png: scikit-learn's fourth 8x8 digit (a 3), its ink scaled to 0-255 and enlarged to 20x20
+  in a 28x28 image as MNIST centres its digits, for `zoo predict lenet5.mnist --input`.
 - houses.csv: SYNTHETIC house prices, 600 rows, seed 0: price = 50,000 + 1,800 * area_m2
   + 12,000 * rooms - 900 * age_years + 25,000 * (garage) + noise (sd 20,000); a
   regression CSV with targets of a few hundred thousand, for the SGD example.
@@ -32,6 +34,15 @@ def digits() -> None:
     low = y < 5
     np.savez_compressed(HERE / "digits_0_4.npz", x=x[low], y=y[low])
     np.savez_compressed(HERE / "digits_5_9.npz", x=x[~low], y=y[~low] - 5)
+
+
+def digit(index: int = 3) -> None:
+    from PIL import Image
+
+    ink = Image.fromarray((load_digits().images[index] * 255 / 16).round().astype("uint8"))
+    canvas = Image.new("L", (28, 28))
+    canvas.paste(ink.resize((20, 20), Image.BILINEAR), (4, 4))
+    canvas.save(HERE / "digit.png")
 
 
 def iris() -> None:
@@ -60,6 +71,7 @@ def houses(n: int = 600) -> None:
 
 if __name__ == "__main__":
     digits()
+    digit()
     iris()
     houses()
-    print(f"wrote {', '.join(sorted(p.name for p in HERE.iterdir() if p.suffix in ('.csv', '.npz')))} in {HERE}")
+    print(f"wrote {', '.join(sorted(p.name for p in HERE.iterdir() if p.suffix in ('.csv', '.npz', '.png')))} in {HERE}")
