@@ -28,9 +28,9 @@ def fake_cifar(folder, per_batch: int = 6, seed: int = 0) -> tuple[np.ndarray, n
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     first = None
-    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+    for b, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
         images = rng.integers(0, 256, size=(per_batch, 32, 32, 3), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
+        labels = [(b * per_batch + i) % 10 for i in range(per_batch)]  # every class has training examples
         (folder / name).write_bytes(_cifar_batch(images, labels))
         first = first or (images, np.asarray(labels))
     meta = {b"label_names": [n.encode() for n in CIFAR_NAMES], b"num_cases_per_batch": per_batch, b"num_vis": 3072}
