@@ -76,12 +76,12 @@ BACKPROP_XOR = Recipe(
     hyperparameters={"depth": 1, "units": 2, "activation": "sigmoid", "optimizer": "momentum", "learning_rate": 0.5,
                      "epochs": 300, "patience": 0, "batch_size": 32},
     dataset="xor",
-    figure=Figure("test_accuracy", 1.0, "Rumelhart, Hinton & Williams 1986 (Nature 323, Fig. 2): a 2-2-1 network "
-                  "learns XOR", dataset="xor"),
+    figure=Figure("xor_pattern_accuracy", 1.0, "Rumelhart, Hinton & Williams 1986: a network with two hidden units "
+                  "learns XOR's four patterns", dataset="xor"),
     budgets={"quick": {"epochs": 100}, "paper": {}},
-    notes="XOR's four patterns are the zoo's noisy XOR cloud (800 points, noise 0.15: a few points cross over, so "
-          "100% is the four patterns' figure); cross-entropy on a sigmoid output instead of the squared error; "
-          "batches of 32 instead of one update per sweep through the patterns.",
+    notes="Trained on the zoo's noisy XOR cloud (800 points around the four patterns, noise 0.15) and judged on "
+          "the four patterns themselves; cross-entropy on a sigmoid output instead of the squared error; batches of "
+          "32 instead of one update per sweep through the patterns.",
     reference="Rumelhart, Hinton & Williams 1986")
 
 #: Goodfellow, Shlens & Szegedy 2015, section 6: FGSM adversarial training of a maxout network on MNIST
@@ -107,11 +107,11 @@ PERCEPTRON_XOR = Recipe(
     summary="Rosenblatt's perceptron criterion (the hinge on raw scores) with SGD, on XOR: Minsky & Papert's limit",
     hyperparameters={"loss": "hinge", "optimizer": "sgd", "learning_rate": 0.1, "epochs": 50, "patience": 0},
     dataset="xor",
-    figure=Figure("test_accuracy", 0.75, "Minsky & Papert 1969: no single-layer perceptron computes XOR; a line "
-                  "separates at most 3 of its 4 corners", dataset="xor", limit=True),
+    figure=Figure("xor_pattern_accuracy", 0.75, "Minsky & Papert 1969: no single-layer perceptron computes XOR; a "
+                  "line separates at most 3 of its 4 patterns", dataset="xor", limit=True),
     budgets={"quick": {"epochs": 5}, "paper": {}},
     notes="Rosenblatt's error-correction rule is the hinge on the raw score with margin 1 (an SVM-style perceptron), "
-          "minimised by SGD; the XOR corners are the zoo's noisy XOR cloud.",
+          "minimised by SGD on the zoo's noisy XOR cloud and judged on XOR's four patterns.",
     reference="Rosenblatt 1958; Minsky & Papert 1969")
 
 

@@ -141,7 +141,7 @@ class Run:
         the baseline does not know."""
         m = self.metrics
         lines = [f"run directory: {self.dir}"]
-        if self.config.get("transfer"):
+        if "loaded" in (self.config.get("transfer") or {}):  # runs before the report have only copied/fresh
             from zoo.transfer import Transfer
 
             t = self.config["transfer"]
