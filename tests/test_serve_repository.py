@@ -285,12 +285,11 @@ def test_large_bodies_are_decoded_in_the_decoder_process(tmp_path, exported):
 
 def test_tensorflow_model_server_command_line_is_accepted(tmp_path, exported):
     """tensorflow_model_server's flags, in its --flag=value form, name the same options."""
-    from zoo.cli import _load_extension_commands, parser
+    from zoo.cli import _commands, parser
     from zoo.serve import ServerOptions, build_repository, cmd_serve
 
     layout(tmp_path, exported, [1, 2])
-    _load_extension_commands()  # as main() does: the commands' modules register them
-    args = parser().parse_args(["serve", "--port=8500", "--rest_api_port=8501", "--model_name=flowers",
+    args = parser(_commands(["serve"])).parse_args(["serve", "--port=8500", "--rest_api_port=8501", "--model_name=flowers",
                                 f"--model_base_path={tmp_path / 'iris'}", "--enable_batching=true",
                                 "--rest_api_timeout_in_ms=250", "--file_system_poll_wait_seconds=5",
                                 "--rest_api_enable_cors_support=false"])
