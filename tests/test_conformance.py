@@ -19,8 +19,8 @@ _HEAVY = {"marks": {check: pytest.mark.slow for check in ("train_step", "export"
 #: step and export run with `-m slow`.
 OVERRIDES: dict[str, dict] = {"resnet101": _HEAVY, "resnet152": _HEAVY, "resnet110": _HEAVY}
 #: the fresh-process reload (a Python and TensorFlow start-up each, ~7 s) runs in the fast suite for
-#: one model of each family with classes of its own; the others with `-m slow`
-for _name in ("mlp", "rbm", "lenet5", "lstm", "autoencoder-rbm"):
+#: two families with Keras classes of their own (the RBM's model, LeNet-5's layers); the rest with `-m slow`
+for _name in ("rbm", "lenet5"):
     OVERRIDES.setdefault(_name, {}).setdefault("marks", {})["reload"] = ()
 
 test_conformance = conformance_tests(*zoo.list_models(), overrides=OVERRIDES, marks={"reload": pytest.mark.slow})

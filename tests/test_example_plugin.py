@@ -170,7 +170,7 @@ def test_zoo_export_exports_the_plugin(paths, rbf_run, on_path, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["rbf-net", "mixup-mlp"])
-@pytest.mark.parametrize("name", CHECKS)
+@pytest.mark.parametrize("name", [c if c != "reload" else pytest.param(c, marks=pytest.mark.slow) for c in CHECKS])
 def test_the_plugins_models_pass_the_conformance_kit(paths, on_path, model, name):
     on_path(*paths["example"])
     check(model, name)
@@ -230,26 +230,30 @@ def test_unknown_names_get_did_you_mean(paths, on_path, tmp_path):
 # --- datasets, commands and callbacks as plugins; a model with its own train_step ------------------------
 
 
-def test_dataset_command_and_callback_plugins_through_the_cli(paths, rbf_run, tmp_path):
+def test_dataset_command_and_callback_plugins_through_the_cli(paths, rbf_run, on_path, tmp_path, capsys):
     """`zoo datasets` lists the plugin's dataset with its distribution; a model trains
-    on it with the plugin's callback; the plugin's command runs; provenance is recorded."""
-    listed = zoo_cli("datasets", path=paths["example"], cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    row = next(line for line in listed.stdout.splitlines() if line.startswith("waves "))
+    on it with the plugin's callback; the plugin's command runs; provenance is recorded.
+    In-process (zoo.cli.main, each command's own code) to spare TensorFlow start-ups."""
+    from zoo.cli import main
+
+    on_path(*paths["example"])
+    assert main(["datasets"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("waves "))
     assert "zoo-example-plugin" in row
-    out = zoo_cli("train", "mixup-mlp", "-d", "waves", "--epochs", "2", "--callback", "epoch-seconds", "-q",
-                  "--runs-dir", str(tmp_path), "--run-name", "mix", path=paths["example"], cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert main(["train", "mixup-mlp", "-d", "waves", "--epochs", "2", "--callback", "epoch-seconds", "-q",
+                 "--runs-dir", str(tmp_path), "--run-name", "mix"]) == 0
     history = json.loads((tmp_path / "mix" / "history.json").read_text())
     assert len(history["epoch_seconds"]) == 2 and all(v > 0 for v in history["epoch_seconds"])
     provenance = json.loads((tmp_path / "mix" / "config.json").read_text())["provenance"]
     assert provenance["model"]["distribution"] == provenance["dataset"]["distribution"] == "zoo-example-plugin"
     assert provenance["callbacks"][0]["name"] == "epoch-seconds"
-    centres = zoo_cli("centres", str(rbf_run), "--top", "3", path=paths["example"], cwd=tmp_path)
-    assert centres.returncode == 0, centres.stderr[-2000:]
-    assert centres.stdout.splitlines()[0].split() == ["centre", "norm", "width"] and len(
-        centres.stdout.splitlines()) == 4
-    help_text = zoo_cli("--help", path=paths["example"], cwd=tmp_path).stdout
+    capsys.readouterr()
+    assert main(["centres", str(rbf_run), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["centre", "norm", "width"] and len(lines) == 4
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
     assert "centres" in help_text and "train" in help_text
 
 
@@ -261,13 +265,21 @@ def test_adversarial_training_does_not_replace_a_plugins_own_train_step(paths, o
         zoo.train("mixup-mlp", "waves", epochs=1, adversarial="fgsm", runs_dir=tmp_path, verbose=0)
 
 
-def test_transfer_from_a_plugin_run_imports_its_keras_modules(paths, on_path, tmp_path):
-    """keras_modules is honoured when a run's model is loaded elsewhere (here: transfer
-    in a fresh process, where nothing imported the plugin's layers module)."""
-    first = zoo_cli("train", "mixup-mlp", "-d", "waves", "--epochs", "1", "-q", "--runs-dir", str(tmp_path),
-                    "--run-name", "src", path=paths["example"], cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
-    second = zoo_cli("train", "mixup-mlp", "-d", "waves", "--epochs", "1", "-q", "--runs-dir", str(tmp_path),
-                     "--run-name", "dst", "--from", str(tmp_path / "src"), path=paths["example"], cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "Could not locate" not in second.stderr
+def test_loading_a_plugin_run_imports_its_keras_modules(paths, rbf_run, on_path, tmp_path):
+    """keras_modules is honoured wherever a run's model is loaded (transfer, export,
+    Run.load): with the plugin's layers module forgotten and its class unregistered
+    (a process that never imported them), loading imports the module again."""
+    import keras
+
+    from zoo import transfer
+    from zoo.training import Run
+
+    on_path(*paths["example"])
+    for load in (lambda: transfer.load_source(rbf_run), lambda: Run.load(rbf_run)):
+        keras.saving.get_custom_objects().pop("zoo_example_plugin>GaussianRBF", None)
+        sys.modules.pop("zoo_example_plugin.layers", None)
+        sys.modules.pop("zoo_example_plugin", None)
+        loaded = load()
+        model = loaded.model
+        assert type(model.get_layer("rbf")).__name__ == "GaussianRBF"
+        assert "zoo_example_plugin.layers" in sys.modules
