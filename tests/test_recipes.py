@@ -160,3 +160,18 @@ def test_reproduce_lists_and_refuses_in_one_line(capsys):
     finished = Run(None, {}, {}, {"test_accuracy": 0.99, "robustness": {"pgd40_eps0.3_accuracy": 0.9}})
     assert reproduce.figure_value(zoo.get_spec("lenet5").recipes["paper"].figure, finished) == pytest.approx(1.0)
     assert reproduce.figure_value(Figure("pgd40_eps0.3_error", 0.0), finished) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("metric, paper, ours, limit, expected", [
+    ("xor_pattern_accuracy", 1.0, 1.0, False, True),   # equal: reached
+    ("xor_pattern_accuracy", 1.0, 0.75, False, False),
+    ("test_error", 0.95, 0.95, False, True),
+    ("test_error", 0.95, 1.27, False, False),
+    ("test_error", 0.95, 0.80, False, True),
+    ("xor_pattern_accuracy", 0.75, 0.75, True, True),  # a limit holds when ours is no better
+    ("xor_pattern_accuracy", 0.75, 1.0, True, False),
+    ("test_error", 5.0, 4.0, True, False),
+])
+def test_a_figure_is_reached_when_ours_is_as_good_and_a_limit_holds_when_no_better(metric, paper, ours, limit,
+                                                                                   expected):
+    assert reproduce.reached(Figure(metric, paper, "a paper", limit=limit), ours) is expected

@@ -64,6 +64,13 @@ def lower_is_better(metric: str) -> bool:
     return metric.endswith(("error", "mse", "mae", "loss", "per_example"))
 
 
+def reached(figure: Figure, ours: float) -> bool:
+    """Whether ours reaches the paper's figure (as good or better) or, for a limit, holds it
+    (no better)."""
+    better = figure.value - ours if lower_is_better(figure.metric) else ours - figure.value
+    return better <= 0 if figure.limit else better >= 0
+
+
 def reproducible(spec: ModelSpec, recipe: Recipe) -> bool:
     return bool(recipe.dataset and recipe.figure)
 
@@ -119,8 +126,7 @@ def reproduce(model: str, recipe: str = "paper", budget: str = "quick", *, data_
     difference = ours - figure.value
     row = {"model": spec.name, "recipe": chosen.name, "dataset": chosen.dataset, "metric": figure.metric,
            "paper": figure.value, "source": figure.source, "ours": ours, "difference": difference,
-           # a result is reached when ours is as good; a limit holds when ours is no better
-           "reached": (difference <= 0) == (lower_is_better(figure.metric) != figure.limit),
+           "reached": reached(figure, ours),
            "limit": figure.limit,
            "budget": describe_budget(chosen, budget) + "".join(f", then {k}={v}" for k, v in overrides.items()),
            "epochs_run": run.metrics.get("epochs_run"),
