@@ -32,17 +32,16 @@ PARITY_CASES = {  # one small run per family: model -> (dataset, hyperparameters
 }
 
 FRESH_PROCESS = textwrap.dedent("""
-    import sys
+    import json, sys
     import numpy as np
     import tensorflow as tf
     assert not any(m == "zoo" or m.startswith(("zoo.", "plugins")) for m in sys.modules), "zoo was imported"
-    model_dir, inputs, out = sys.argv[1:4]
-    sig = tf.saved_model.load(model_dir).signatures["serving_default"]
-    (name, spec), = sig.structured_input_signature[1].items()
-    x = np.load(inputs)
-    result = sig(**{name: tf.constant(x, dtype=spec.dtype)})
-    np.savez(out, **{k: v.numpy() for k, v in result.items()})
-    print("input", name)
+    for model_dir, inputs, out in json.load(open(sys.argv[1])):
+        sig = tf.saved_model.load(model_dir).signatures["serving_default"]
+        (name, spec), = sig.structured_input_signature[1].items()
+        x = np.load(inputs)
+        result = sig(**{name: tf.constant(x, dtype=spec.dtype)})
+        np.savez(out, **{k: v.numpy() for k, v in result.items()})
 """)
 
 
@@ -72,23 +71,35 @@ def run(trained):
     return trained("mlp")
 
 
-def _fresh_process_outputs(version_dir: Path, raw_x: np.ndarray, tmp: Path) -> dict[str, np.ndarray]:
-    np.save(tmp / "x.npy", raw_x)
-    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(version_dir), str(tmp / "x.npy"),
-                           str(tmp / "out.npz")], capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def fresh_outputs(trained, tmp_path_factory):
+    """model name -> (its run, the raw inputs, the outputs of its export's signature): every
+    PARITY_CASES export loaded in ONE fresh TensorFlow-only process (TensorFlow's import
+    costs ~7 s: once, not once per family)."""
+    tmp = tmp_path_factory.mktemp("parity")
+    cases = {}
+    for model in sorted(PARITY_CASES):
+        run = trained(model)
+        version_dir = zexport.export_run(run, out=tmp / model)
+        # raw (un-preprocessed) test examples plus random ones
+        test_x = zexport.raw_from_preprocessed(run.data_spec.preprocessing, run.dataset.arrays["test"][0])
+        raw_x = np.concatenate([test_x, zexport.example_inputs(run.data_spec, 16, seed=3)]).astype("float32")
+        np.save(tmp / f"{model}.npy", raw_x)
+        cases[model] = (run, raw_x, [str(version_dir), str(tmp / f"{model}.npy"), str(tmp / f"{model}.npz")])
+    (tmp / "cases.json").write_text(json.dumps([paths for _, _, paths in cases.values()]))
+    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp / "cases.json")], capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    with np.load(tmp / "out.npz") as z:
-        return {k: z[k] for k in z.files}
+    outputs = {}
+    for model, (run, raw_x, paths) in cases.items():
+        with np.load(paths[2]) as z:
+            outputs[model] = (run, raw_x, {k: z[k] for k in z.files})
+    return outputs
 
 
 @pytest.mark.parametrize("model", sorted(PARITY_CASES))
-def test_signature_parity_in_fresh_tensorflow_only_process(model, trained, tmp_path):
-    run = trained(model)
-    version_dir = zexport.export_run(run, out=tmp_path / "saved")
-    # raw (un-preprocessed) test examples plus random ones
-    test_x = zexport.raw_from_preprocessed(run.data_spec.preprocessing, run.dataset.arrays["test"][0])
-    raw_x = np.concatenate([test_x, zexport.example_inputs(run.data_spec, 16, seed=3)]).astype("float32")
-    got = _fresh_process_outputs(version_dir, raw_x, tmp_path)
+def test_signature_parity_in_fresh_tensorflow_only_process(model, fresh_outputs):
+    run, raw_x, got = fresh_outputs[model]
     want = zexport.reference_outputs(run.model, run.data_spec, run.config["task"], raw_x)
     assert zexport.compare(want, got, tolerance=1e-5) <= 1e-5
     # the raw inputs really were preprocessed inside the signature (not fed as-is)

@@ -104,6 +104,7 @@ def _digits_halves(tmp_path):
     return f"npz:{tmp_path / 'low.npz'}", f"npz:{tmp_path / 'high.npz'}"
 
 
+@pytest.mark.slow  # 7 trainings, ~35 s; the transfer mechanics are the fast tests above
 def test_features_learned_on_digits_0_to_4_speed_up_5_to_9(tmp_path):
     """Pretrain LeNet-5 on 0-4, fine-tune it (through the CLI's --from, then the API)
     on 20 images of 5-9; the same budget from scratch (same seeds, epochs, batch size,
