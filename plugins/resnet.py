@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo.errors import ZooError
-from zoo.plugins.vision_common import INPUT_DEFAULTS, imagenet_preset, input_block, scaled
+from zoo.plugins.vision_common import INPUT_DEFAULTS, imagenet_preset, input_block, keras_figure, scaled
 from zoo.spec import Choice, DataSpec, Figure, Float, ModelSpec, Recipe
 
 #: ImageNet depth -> (block, blocks per stage), Table 1 of the paper
@@ -266,7 +266,8 @@ def presets(depth: int) -> dict:
     if depth not in IMAGENET_WEIGHTS:
         return {}
     # keras.applications' ResNets: biased convolutions, the torch-style batch-norm epsilon the zoo uses
-    return {"imagenet": imagenet_preset(*IMAGENET_WEIGHTS[depth], license=WEIGHTS_LICENSE, conv_bias=True)}
+    return {"imagenet": imagenet_preset(*IMAGENET_WEIGHTS[depth], license=WEIGHTS_LICENSE,
+                                        figure=keras_figure(f"resnet{depth}"), conv_bias=True)}
 
 
 def _spec(name: str, layout: str, depth: int, shortcut: str) -> ModelSpec:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo.errors import ZooError
-from zoo.plugins.vision_common import INPUT_DEFAULTS, imagenet_preset, input_block, scaled
+from zoo.plugins.vision_common import INPUT_DEFAULTS, imagenet_preset, input_block, keras_figure, scaled
 from zoo.spec import Boolean, Choice, DataSpec, Figure, Float, ModelSpec, Recipe
 
 #: Table 1 of the paper: filters per convolution, "M" a max pool
@@ -140,7 +140,7 @@ WEIGHTS_LICENSE = "CC BY 4.0 (the Visual Geometry Group's released weights, port
 def presets(name: str) -> dict:
     if name not in IMAGENET_WEIGHTS:
         return {}
-    return {"imagenet": imagenet_preset(*IMAGENET_WEIGHTS[name], license=WEIGHTS_LICENSE, head="imagenet",
+    return {"imagenet": imagenet_preset(*IMAGENET_WEIGHTS[name], license=WEIGHTS_LICENSE, figure=keras_figure(name), head="imagenet",
                                         fc_units=0, width=1.0)}
 
 

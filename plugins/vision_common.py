@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.spec import DataSpec, WeightPreset
+from zoo.spec import DataSpec, Figure, WeightPreset
 
 #: hyperparameters of every image family's input block
 INPUT_DEFAULTS = {
@@ -56,11 +56,22 @@ def imagenet_classes() -> tuple[str, ...]:
     return tuple(line.split(" ", 1)[1] for line in lines if line)
 
 
-def imagenet_preset(path: str, md5: str, license: str, **layout: Any) -> WeightPreset:
+#: keras.applications' top-1 ImageNet validation accuracy per weights file, as Keras publishes it
+#: (keras.io/api/applications: single centre crop); not measured here (no ImageNet on this machine)
+KERAS_TOP1 = {"vgg16": 0.713, "vgg19": 0.713, "resnet50": 0.749, "resnet101": 0.764, "resnet152": 0.766}
+
+
+def keras_figure(model: str) -> Figure:
+    return Figure("test_accuracy", KERAS_TOP1[model], "published by Keras (keras.io/api/applications: top-1, single "
+                  "centre crop, ImageNet 2012 validation); not measured by the zoo", dataset="imagenet2012")
+
+
+def imagenet_preset(path: str, md5: str, license: str, figure: Figure | None = None, **layout: Any) -> WeightPreset:
     """keras.applications' ImageNet weights (with the top) as a preset: the same URL and
     hash (keras.applications publishes MD5s), caffe preprocessing in the input block (raw
-    0-255 RGB in), 224x224x3, its classifier layer `predictions` loaded as the zoo's `output`."""
-    return WeightPreset(
+    0-255 RGB in), 224x224x3, its classifier layer `predictions` loaded as the zoo's `output`;
+    `figure`: the accuracy Keras publishes for the file."""
+    return WeightPreset(figure=figure, 
         name="imagenet", source=KERAS_APPLICATIONS + path, md5=md5, license=license, classifier="predictions",
         hyperparameters={"preprocess": "caffe", "input_size": 224, "channels": 3, **layout},
         data={"name": "imagenet", "task": "classification", "input_shape": [224, 224, 3], "num_classes": 1000,
