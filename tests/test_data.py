@@ -295,6 +295,18 @@ def test_inputs_to_predict_on_must_be_finite(value, cause):
         check_inputs(x, "x.npy")
 
 
+def test_a_csv_to_predict_on_is_read_before_float32_can_overflow(tmp_path):
+    """1e39 in a CSV is named as beyond float32's range, not as the inf a float32 read makes of it."""
+    from zoo.data.checks import check_inputs
+    from zoo.serve import _read_csv
+
+    (tmp_path / "x.csv").write_text("a,b\n1.5,2\n3,1e39\n")
+    x = _read_csv(tmp_path / "x.csv")
+    assert x.tolist() == [[1.5, 2.0], [3.0, 1e39]]
+    with pytest.raises(ZooError, match=r"x.csv: the input of example 1 \(at \[1\]\) is 1e\+39, beyond float32's"):
+        check_inputs(x, "x.csv")
+
+
 @pytest.mark.slow  # an export: ~20 s
 def test_predict_refuses_non_finite_inputs_unless_allowed(tmp_path, capsys):
     """`zoo predict` on a NaN row would answer a made-up class ("setosa")."""

@@ -415,7 +415,7 @@ def _read_csv(p: Path) -> np.ndarray:
     if rows and not _numeric(rows[0]):
         rows = rows[1:]  # a header
     try:
-        return np.asarray([[float(c) for c in r] for r in rows], dtype="float32")
+        return np.asarray([[float(c) for c in r] for r in rows], dtype="float64")  # float32 after the range check
     except ValueError as exc:
         raise ValueError(f"non-numeric value ({exc}); the CSV must hold only the model's input columns") from None
 
@@ -463,6 +463,8 @@ def predict_file(saved_model: str | os.PathLike, input_path: str | os.PathLike, 
         from zoo.data.checks import check_inputs
 
         check_inputs(x, str(input_path))
+    if x.dtype == np.float64:
+        x = x.astype(spec.dtype.as_numpy_dtype)
     files = image_files(input_path)
     if files is not None:
         for line in image_warnings(x, servable.metadata.get("preprocessing") or {}):
