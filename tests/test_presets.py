@@ -306,7 +306,10 @@ def test_predict_export_and_attack_a_shipped_preset_without_training(tmp_path, c
     np.save(tmp_path / "x.npy", images)
     assert main(["predict", "mlp.digits", "--input", str(tmp_path / "x.npy")]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    expected = presets.as_run("mlp.digits").predict(images)
+    preset_run = presets.as_run("mlp.digits")
+    expected = preset_run.predict(images)
+    # the figure is the preset's recorded one, and its metrics say where it comes from
+    assert preset_run.metrics["figure_source"].startswith("measured here: zoo train mlp -d digits")
     assert [r["class_ids"] for r in rows] == expected["class_ids"].tolist()
     assert [r["class_name"] for r in rows] == expected["classes"]
     assert main(["export", "mlp.digits", "--out", str(tmp_path / "saved")]) == 0

@@ -337,8 +337,9 @@ def as_run(name: str, data_dir: str | Path | None = None):
               "hyperparameters": spec.resolve(dict(preset.hyperparameters)), "data_spec": data_json,
               "preset": {"name": full_name(spec, preset), "source": preset.source, **found_hash}}
     metrics = {"status": "completed", "epochs_run": 0, "train_seconds": 0.0}
-    if preset.figure is not None and preset.figure.metric.startswith("test_"):
+    if preset.figure is not None and preset.figure.metric.startswith("test_"):  # recorded, not measured now
         metrics[preset.figure.metric] = float(preset.figure.value)
+        metrics["figure_source"] = preset.figure.source
     before = folder / "config.json"
     same = before.is_file() and json.loads(before.read_text()).get("preset") == config["preset"]
     if not (same and (folder / "model.keras").is_file()):  # first use, or the preset's file changed
