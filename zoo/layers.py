@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from keras import ops
 
 from zoo.errors import ZooError, did_you_mean
 from zoo.spec import DataSpec
@@ -65,6 +66,38 @@ class FanInUniform(keras.initializers.Initializer):
 
     def get_config(self):
         return {"limit": self.limit, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class EuclideanRBF(keras.layers.Layer):
+    """LeNet-5's output layer (LeCun et al. 1998, section II.B and eq. 9): one unit per
+    class with a fixed code c_i (+-1 entries); unit i's penalty is y_i = ||x - c_i||^2.
+
+    Returns softmax(-y), the posterior over the classes, so prediction, evaluation and
+    serving treat it as any classifier. Trained with sparse cross-entropy on that output,
+    the layer's own added loss softplus(-j - logsumexp(-y)) completes the paper's MAP
+    criterion: y_D + log(e^-j + sum_i e^-y_i) = CE(softmax(-y), D) + softplus(-j - logsumexp(-y)).
+    The codes are not trained (the paper fixes them).
+    """
+
+    def __init__(self, codes, j: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.codes = np.asarray(codes, dtype="float32")
+        self.j = float(j)
+
+    def call(self, x):
+        codes = ops.convert_to_tensor(self.codes, dtype=x.dtype)
+        distances = (ops.sum(ops.square(x), axis=-1, keepdims=True) - 2.0 * ops.matmul(x, ops.transpose(codes))
+                     + ops.sum(ops.square(codes), axis=-1))
+        scores = ops.negative(distances)
+        self.add_loss(ops.mean(ops.softplus(-self.j - ops.logsumexp(scores, axis=-1))))
+        return ops.softmax(scores, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], int(self.codes.shape[0]))
+
+    def get_config(self):
+        return {**super().get_config(), "codes": self.codes.tolist(), "j": self.j}
 
 
 def check_activation(name: str) -> None:

@@ -342,9 +342,27 @@ def make_optimizer(hp: Mapping[str, Any], steps_per_epoch: int):
                                            switch_step=int(hp["momentum_epochs"]) * steps_per_epoch)
         return keras.optimizers.SGD(lr, momentum=momentum, nesterov=name == "nesterov")
     if name == "sdlm":
-        return optimizers.SDLM(lr, mu=float(hp.get("sdlm_mu", 0.02)), batch_size=int(hp["batch_size"]))
+        return optimizers.SDLM(lr, mu=float(hp.get("sdlm_mu", 0.02)), batch_size=int(hp["batch_size"]),
+                               curvature=sdlm_curvature(hp))
     return {"adagrad": keras.optimizers.Adagrad, "rmsprop": keras.optimizers.RMSprop,
             "adadelta": keras.optimizers.Adadelta, "adam": keras.optimizers.Adam}[name](lr)
+
+
+def sdlm_curvature(hp: Mapping[str, Any]) -> str:
+    """SDLM's curvature (zoo.optimizers.CURVATURES); gauss-newton is for sdlm only."""
+    from zoo.optimizers import CURVATURES
+
+    curvature = hp.get("sdlm_curvature", "fisher")
+    if curvature not in CURVATURES:
+        raise ZooError(f"sdlm_curvature must be one of {', '.join(CURVATURES)}, got {curvature!r}")
+    if curvature == "gauss-newton" and hp["optimizer"] != "sdlm":
+        raise ZooError("sdlm_curvature=gauss-newton is SDLM's (per-example updates); use --optimizer sdlm")
+    return curvature
+
+
+def per_example(hp: Mapping[str, Any]) -> bool:
+    """Whether training updates after every example (the paper's SDLM, zoo.sdlm)."""
+    return sdlm_curvature(hp) == "gauss-newton"
 
 
 def task_for(spec: ModelSpec, data_spec: DataSpec) -> str:
@@ -440,7 +458,11 @@ def compile_model(model, spec: ModelSpec, hp: Mapping[str, Any], data_spec: Data
 def build_and_compile(spec: ModelSpec, hp: Mapping[str, Any], data_spec: DataSpec, metrics: Sequence[str] = ()):
     """The model `train` fits: built from `hp` and compiled with the task's loss,
     metrics (and those named in `metrics`) and the optimizer/schedule of `hp`
-    (shared with the tuner's trials)."""
+    (shared with the tuner's trials). Per-example SDLM (sdlm_curvature=gauss-newton) trains
+    only through `train`, which wraps the model for it: refused here."""
+    if per_example(hp):
+        raise ZooError("sdlm_curvature=gauss-newton (per-example SDLM) trains through zoo train only, not in sweeps "
+                       "or the lab; use sdlm_curvature=fisher there")
     model = build_model(spec, hp, data_spec)
     steps = math.ceil(data_spec.sizes["train"] / int(hp["batch_size"]))
     compile_model(model, spec, hp, data_spec, steps_per_epoch=steps, metrics=metrics)
@@ -736,9 +758,18 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
                                "'adversarial' capability to say its train_step composes with it")
 
             fit_model, attack = adv.wrap(keras_model, adversarial, data_spec, task, seed)
+        steps_per_epoch = math.ceil(data_spec.sizes["train"] / batch_size)
+        if per_example(hp):  # the paper's SDLM: an update per example; the rate schedule counts examples
+            from zoo import sdlm
+
+            if adversarial or has_own_train_step(keras_model):
+                raise ZooError("sdlm_curvature=gauss-newton trains with its own per-example step, which adversarial "
+                               "training or the model's own train_step would replace; use sdlm_curvature=fisher")
+            fit_model, steps_per_epoch = sdlm.wrap(keras_model), data_spec.sizes["train"]
+            callbacks = [*callbacks, sdlm.curvature_callback(keras_model, dataset.arrays["train"][0], batch_size, seed)]
         runtime.check_model(spec, fit_model)
-        compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=math.ceil(data_spec.sizes["train"] / batch_size),
-                      jit_compile=runtime.jit_compile, metrics=extra_metrics)
+        compile_model(fit_model, spec, hp, data_spec, steps_per_epoch=steps_per_epoch,
+                      jit_compile=False if per_example(hp) else runtime.jit_compile, metrics=extra_metrics)
     # batches to transform (augmentation) or shard (tf.distribute): the zoo's tf.data pipeline
     fit_data = dataset.fit_data(batch_size=batch_size, targets=targets,
                                 pipeline=bool(augment) or runtime.strategy is not None)
