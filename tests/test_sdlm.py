@@ -150,3 +150,30 @@ def test_rbf_outputs_need_three_or_more_classes():
     data = DataSpec("pairs", "classification", (28, 28, 1), num_classes=2, input_kind="image")
     with pytest.raises(ZooError, match="3 or more classes"):
         build_model(spec, spec.resolve({"output": "rbf"}), data)
+
+
+def test_interrupted_per_example_run_resumes_with_its_sdlm_state(tmp_path, monkeypatch):
+    """A per-example run killed after epoch 2 resumes at epoch 3 with the trainer's optimizer
+    (its iterations, so the rate schedule, and its curvatures) restored; the result equals the
+    uninterrupted run's."""
+    import keras
+
+    from zoo import callbacks
+
+    monkeypatch.setattr(callbacks, "WRITE_BUDGET", 1.0)  # tiny epochs: back up each one
+
+    class Killed(BaseException):
+        pass
+
+    class StopAt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise Killed()
+
+    options = dict(recipe="paper", epochs=3, limit=120, runs_dir=tmp_path, verbose=0, lr_boundaries=[1, 2, 3, 4])
+    reference = zoo.train("lenet5", "digits", run_name="reference", **options)
+    with pytest.raises(Killed):
+        zoo.train("lenet5", "digits", run_name="r", callbacks=[StopAt()], **options)
+    resumed = zoo.train("lenet5", "digits", run_name="r", **options)
+    assert resumed.metrics["epochs_run"] == 3
+    np.testing.assert_allclose(resumed.history["loss"], reference.history["loss"], rtol=1e-4)

@@ -162,21 +162,22 @@ def curvature_callback(classifier, x_train: np.ndarray, batch_size: int, seed: i
     class CurvatureEstimate(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.rng = np.random.default_rng(seed)
             self.every = max(1, first_pass_every // max(1, batch_size))
             self.epoch = 0
 
-        def estimate(self):
-            picked = self.rng.choice(len(x_train), min(samples, len(x_train)), replace=False)
-            h = gauss_newton_diagonal(classifier, x_train[np.sort(picked)], seed=int(self.rng.integers(2**31)))
+        def estimate(self, batch: int):
+            # the draw depends on (seed, epoch, batch) only: a resumed run estimates what the whole run did
+            rng = np.random.default_rng([seed, self.epoch, batch])
+            picked = rng.choice(len(x_train), min(samples, len(x_train)), replace=False)
+            h = gauss_newton_diagonal(classifier, x_train[np.sort(picked)], seed=int(rng.integers(2**31)))
             self.model.optimizer.set_curvatures(classifier.trainable_weights, h)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
-            self.estimate()
+            self.estimate(0)
 
         def on_train_batch_begin(self, batch, logs=None):
             if self.epoch == 0 and batch and batch % self.every == 0:
-                self.estimate()
+                self.estimate(batch)
 
     return CurvatureEstimate()
