@@ -7,16 +7,18 @@ maps, 1,516 parameters instead of 2,416) -> S4 subsampling -> C5 120@5x5 -> F6 8
 -> output; squashing A*tanh(S*a) with A=1.7159, S=2/3; subsampling layers add
 four inputs, multiply by a trainable coefficient and add a trainable bias (an
 average pool followed by a 1x1 depthwise convolution). 60,850 parameters for 10
-classes. The one deliberate departure: the Euclidean RBF output units are
-replaced by a softmax layer, trained with cross-entropy.
+classes with the default softmax output (trained with cross-entropy);
+output=rbf gives the paper's Euclidean RBF units on fixed codes with its MAP
+criterion (zoo.layers.EuclideanRBF), as the paper recipe does.
 
 The modern variant uses ReLU, max pooling, a fully connected C3 and dropout.
 28x28 images (MNIST) are zero-padded to 32x32 as in the paper's input plan;
 other sizes are resized (see plugins/vision_common.py).
 
-Only Keras's own layers are used (the connection table is a fixed channel
-selection and a convolution per C3 map; see table_conv), so saved models reload
-without custom objects, and this module imports Keras only inside functions.
+Only Keras's own layers are used for the body (the connection table is a fixed
+channel selection and a convolution per C3 map; see table_conv); the RBF outputs
+and the paper's +-2.4/fan-in initialiser are zoo's registered Keras objects. This
+module imports Keras only inside functions.
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ load and run inside `fit` like Keras's own).
   second derivatives (a Gauss-Newton approximation) on 500 examples before each pass
   and updates after every example. Here h_kk is a running average of one example's
   squared gradient (estimated from the batch's: batch_size * g^2), the diagonal of the
-  empirical Fisher matrix, which equals the Gauss-Newton diagonal of a softmax
-  cross-entropy in expectation (Martens 2014); and a batch of B examples moves the
+  empirical Fisher matrix (not the Gauss-Newton diagonal: it vanishes as the model
+  fits its training data, Martens 2014); and a batch of B examples moves the
   weights as B steps on its mean gradient would (eta * B), so `learning_rate` is the
-  paper's per-example eta.
+  paper's per-example eta. With curvature="gauss-newton", h is the paper's
+  Gauss-Newton diagonal, set from outside, and each update takes one example's
+  gradient (zoo.sdlm, LeNet-5's paper recipe).
 - `ScheduledSGD`: SGD whose momentum follows a schedule over the training steps
   (Hinton 2010, rbm.m: 0.5 for the first 5 epochs, then 0.9); Keras's SGD takes a
   schedule for the learning rate only.
