@@ -47,7 +47,7 @@ def test_gauss_newton_estimate_matches_the_exact_diagonal_with_rbf_outputs():
     from zoo.sdlm import gauss_newton_diagonal
 
     model = _rbf_model(CODES)
-    x = np.random.default_rng(1).normal(size=(4000, 3)).astype("float32")
+    x = np.random.default_rng(1).normal(size=(16000, 3)).astype("float32")
     kernel, bias = (np.asarray(h) for h in gauss_newton_diagonal(model, x, seed=0))
     exact = 2 * (x ** 2).mean(0)
     np.testing.assert_allclose(kernel, np.repeat(exact[:, None], 4, axis=1), rtol=0.15)

@@ -765,6 +765,9 @@ def train(model: str | ModelSpec, dataset: str | Dataset | None = None, *, runs_
             if adversarial or has_own_train_step(keras_model):
                 raise ZooError("sdlm_curvature=gauss-newton trains with its own per-example step, which adversarial "
                                "training or the model's own train_step would replace; use sdlm_curvature=fisher")
+            if runtime.strategy is not None:
+                raise ZooError("sdlm_curvature=gauss-newton updates after every example, in order: it does not run "
+                               "under --distribute")
             fit_model, steps_per_epoch = sdlm.wrap(keras_model), data_spec.sizes["train"]
             callbacks = [*callbacks, sdlm.curvature_callback(keras_model, dataset.arrays["train"][0], batch_size, seed)]
         runtime.check_model(spec, fit_model)
